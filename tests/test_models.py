@@ -1,0 +1,255 @@
+"""The model zoo: exact parameter counts, torchvision parity, shapes, bad input."""
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from resnet_lab import models as M
+
+IMAGENET_PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
+CIFAR_PARAMS_A = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962}
+CIFAR_PARAMS_B = {20: 272_474, 32: 466_906, 44: 661_338, 56: 855_770, 110: 1_730_714}
+
+
+@pytest.mark.parametrize("depth", sorted(IMAGENET_PARAMS))
+def test_imagenet_parameter_counts_and_keys_match_torchvision(depth):
+    ours = getattr(M, f"resnet{depth}")()
+    theirs = getattr(torchvision.models, f"resnet{depth}")()
+    assert M.count_parameters(ours) == IMAGENET_PARAMS[depth]
+    assert M.count_parameters(theirs) == IMAGENET_PARAMS[depth]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_imagenet_outputs_equal_torchvision_in_eval_mode(depth):
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, f"resnet{depth}")()
+    # Non-trivial BN statistics, so a mix-up of running stats would show.
+    with torch.no_grad():
+        for m in theirs.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.1, 0.1)
+    ours = getattr(M, f"resnet{depth}")()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    ours.eval(), theirs.eval()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("depth", sorted(CIFAR_PARAMS_A))
+def test_cifar_family_parameter_counts(depth):
+    assert M.count_parameters(M.cifar_resnet(depth, "A")) == CIFAR_PARAMS_A[depth]
+    assert M.count_parameters(M.cifar_resnet(depth, "B")) == CIFAR_PARAMS_B[depth]
+    assert M.count_parameters(getattr(M, f"resnet{depth}")()) == CIFAR_PARAMS_A[depth]
+    plain = M.plain_cifar(depth)
+    assert M.count_parameters(plain) == CIFAR_PARAMS_A[depth]
+    assert not any(m.residual for m in plain.modules() if isinstance(m, M.BasicBlock))
+
+
+@pytest.mark.parametrize("depth", sorted(CIFAR_PARAMS_A))
+def test_cifar_depth_is_six_n_plus_two_weighted_layers(depth):
+    model = M.cifar_resnet(depth)
+    n = (depth - 2) // 6
+    assert [len(s) for s in model.stages()] == [n, n, n]
+    assert M.weighted_layers(model) == depth
+
+
+def test_resnet20_has_three_blocks_per_stage_not_six():
+    # The circulating bug: "ResNet-20" with 6 blocks per stage is a 38-layer net.
+    model = M.resnet20()
+    assert [len(s) for s in model.stages()] == [3, 3, 3]
+    assert M.weighted_layers(M.ResNet(M.BasicBlock, [6, 6, 6], (16, 32, 64), stem="cifar")) == 38
+
+
+def test_option_a_shortcut_is_parameter_free_and_pads_zeros():
+    sc = M.ShortcutA(16, 32, stride=2)
+    x = torch.randn(2, 16, 8, 8)
+    y = sc(x)
+    assert y.shape == (2, 32, 4, 4)
+    assert sum(p.numel() for p in sc.parameters()) == 0
+    torch.testing.assert_close(y[:, 8:24], x[:, :, ::2, ::2])
+    assert y[:, :8].abs().sum() == 0 and y[:, 24:].abs().sum() == 0
+
+
+def test_option_c_projects_in_every_block():
+    model = M.cifar_resnet(20, "C")
+    blocks = [b for s in model.stages() for b in s]
+    assert all(isinstance(b.downsample, nn.Sequential) for b in blocks)
+    assert M.count_parameters(model) > CIFAR_PARAMS_B[20]
+
+
+def test_plain_net_really_has_no_shortcut():
+    # A plain block's output must not depend on adding the input back.
+    torch.manual_seed(0)
+    block = M.BasicBlock(8, 8, residual=False).eval()
+    residual = M.BasicBlock(8, 8).eval()
+    residual.load_state_dict(block.state_dict())
+    x = torch.randn(1, 8, 6, 6)
+    with torch.no_grad():
+        assert not torch.allclose(block(x), residual(x))
+        torch.testing.assert_close(
+            residual(x), torch.relu(residual.bn2(residual.conv2(torch.relu(residual.bn1(residual.conv1(x))))) + x)
+        )
+
+
+def test_d2l_resnet18_stage_shapes_on_224():
+    model = M.d2l_resnet18().eval()
+    x = torch.zeros(1, 1, 224, 224)
+    shapes = []
+    with torch.no_grad():
+        h = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+        shapes.append(tuple(h.shape[1:]))
+        for stage in model.stages():
+            h = stage(h)
+            shapes.append(tuple(h.shape[1:]))
+        h = model.avgpool(h)
+        shapes.append(tuple(h.shape[1:]))
+        h = torch.flatten(h, 1)
+        shapes.append(tuple(h.shape[1:]))
+        shapes.append(tuple(model.fc(h).shape[1:]))
+    assert shapes == [(64, 56, 56), (64, 56, 56), (128, 28, 28), (256, 14, 14), (512, 7, 7), (512, 1, 1), (512,), (10,)]
+
+
+def _d2l_chapter_resnet18():
+    """D2L's section 8.6 network, built from d2l's own Residual class."""
+    d2l = pytest.importorskip("d2l.torch")
+
+    def stage(channels, first):
+        return nn.Sequential(
+            d2l.Residual(channels, use_1x1conv=not first, strides=1 if first else 2), d2l.Residual(channels)
+        )
+
+    b1 = nn.Sequential(nn.LazyConv2d(64, 7, 2, 3), nn.LazyBatchNorm2d(), nn.ReLU(), nn.MaxPool2d(3, 2, 1))
+    net = nn.Sequential(
+        b1,
+        stage(64, True),
+        stage(128, False),
+        stage(256, False),
+        stage(512, False),
+        nn.AdaptiveAvgPool2d((1, 1)),
+        nn.Flatten(),
+        nn.LazyLinear(10),
+    )
+    net(torch.zeros(1, 1, 96, 96))
+    return net
+
+
+def test_d2l_resnet18_equals_d2ls_own_network():
+    torch.manual_seed(0)
+    theirs = _d2l_chapter_resnet18().eval()
+    ours = M.d2l_resnet18().eval()
+    assert M.count_parameters(ours) == M.count_parameters(theirs) == 11_178_378
+    # Map d2l's names onto ours and compare outputs.
+    mapped = {}
+    sd = theirs.state_dict()
+    stem = {"0.0": "conv1", "0.1": "bn1"}
+    for key, value in sd.items():
+        top, rest = key.split(".", 1)
+        if top == "0":
+            idx, leaf = rest.split(".", 1)
+            mapped[f"{stem['0.' + idx]}.{leaf}"] = value
+        elif top in "1234":
+            block, name, leaf = rest.split(".", 2)
+            name = {"conv3": "downsample"}.get(name, name)
+            mapped[f"layer{top}.{block}.{name}.{leaf}"] = value
+        else:
+            mapped[f"fc.{rest}"] = value
+    ours.load_state_dict(mapped, strict=True)
+    x = torch.randn(2, 1, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=1e-5)
+
+
+def test_cifar_resnet18_parameter_count():
+    assert M.count_parameters(M.cifar_resnet18()) == 11_173_962
+
+
+@pytest.mark.parametrize("size", [28, 32, 40, 64])
+def test_cifar_models_accept_any_input_size(size):
+    # A head that hard-codes avg_pool2d(out, 4) is only right at 32x32.
+    model = M.resnet20(in_channels=1, num_classes=7).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 1, size, size))
+    assert out.shape == (2, 7)
+    assert isinstance(model.avgpool, nn.AdaptiveAvgPool2d)
+
+
+def test_head_pools_over_the_whole_map():
+    # Global average pooling: the output equals fc(mean over H, W) at any size.
+    model = M.resnet20().eval()
+    x = torch.randn(1, 3, 48, 48)
+    with torch.no_grad():
+        h = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+        for s in model.stages():
+            h = s(h)
+        assert h.shape[-1] == 12  # a fixed 4x4 pool would leave 3x3 here
+        torch.testing.assert_close(model(x), model.fc(h.mean(dim=(2, 3))))
+
+
+@pytest.mark.parametrize("size", [7, 8, 9, 14, 15, 56])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_bottleneck_keeps_or_halves_the_map_never_grows_it(size, stride):
+    # A 1x1 convolution with padding=1 would grow the map by 2 pixels.
+    down = nn.Sequential(M.conv1x1(64, 256, stride), nn.BatchNorm2d(256))
+    block = M.Bottleneck(64, 64, stride, downsample=down).eval()
+    with torch.no_grad():
+        out = block(torch.randn(1, 64, size, size))
+    expected = size if stride == 1 else (size + 1) // 2
+    assert out.shape == (1, 256, expected, expected)
+    for conv in (block.conv1, block.conv3):
+        assert conv.kernel_size == (1, 1) and conv.padding == (0, 0)
+
+
+def test_all_one_by_one_convolutions_are_unpadded():
+    for model in (M.resnet50(), M.resnet20(shortcut="B"), M.d2l_resnet18()):
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1):
+                assert m.padding == (0, 0)
+
+
+@pytest.mark.parametrize("depth", [0, 19, 21, 18, 51, -4])
+def test_bad_cifar_depth_lists_valid_depths(depth):
+    with pytest.raises(ValueError, match=r"6n \+ 2.*20, 26, 32"):
+        M.cifar_resnet(depth)
+
+
+def test_wrong_rank_input_names_expected_and_given_shape():
+    model = M.resnet20()
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 3, H, W\), got \(3, 32, 32\).*unsqueeze"):
+        model(torch.randn(3, 32, 32))
+
+
+def test_wrong_channel_count_names_expected_and_given_shape():
+    model = M.d2l_resnet18()
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\), got \(2, 3, 96, 96\)"):
+        model(torch.randn(2, 3, 96, 96))
+
+
+def test_configurable_channels_and_classes_everywhere():
+    for ctor in (M.resnet18, M.resnet50, M.resnet20, M.resnet56):
+        model = ctor(in_channels=1, num_classes=5).eval()
+        with torch.no_grad():
+            assert model(torch.randn(1, 1, 64, 64)).shape == (1, 5)
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="shortcut must be"):
+        M.cifar_resnet(20, "D")
+    with pytest.raises(ValueError, match="num_classes must be a positive int"):
+        M.resnet20(num_classes=0)
+    with pytest.raises(ValueError, match="one entry per stage"):
+        M.ResNet(M.BasicBlock, [2, 2], (16, 32, 64))
+
+
+def test_zero_init_residual_makes_blocks_start_as_identity():
+    model = M.resnet20(zero_init_residual=True).eval()
+    block = model.layer1[1]
+    x = torch.relu(torch.randn(1, 16, 8, 8))
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), x)
