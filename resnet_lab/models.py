@@ -44,6 +44,7 @@ __all__ = [
     "resnet56",
     "resnet110",
     "plain_cifar",
+    "cifar_model",
     "d2l_resnet18",
     "cifar_resnet18",
     "count_parameters",
@@ -423,6 +424,14 @@ def resnet56(**kwargs) -> ResNet:
 def resnet110(**kwargs) -> ResNet:
     """CIFAR ResNet-110: 1,727,962 parameters with option A (1.7M)."""
     return cifar_resnet(110, **kwargs)
+
+
+def cifar_model(name: str, **kwargs) -> ResNet:
+    """A CIFAR-family model by name: ``"resnet20"``, ``"resnet14"``, ``"plain56"``."""
+    for prefix, plain in (("resnet", False), ("plain", True)):
+        if name.startswith(prefix) and name[len(prefix) :].isdigit():
+            return cifar_resnet(int(name[len(prefix) :]), plain=plain, **kwargs)
+    raise ValueError(f"model name must look like 'resnet20' or 'plain20' (depth 6n + 2), got {name!r}")
 
 
 def plain_cifar(depth: int, **kwargs) -> ResNet:
