@@ -1,14 +1,20 @@
 # Two commands do all set-up on a fresh machine: `make test` and `make book`.
 # Each creates .venv if missing and installs what it needs once; a second run
-# installs nothing (the stamp file below records the last install).
+# installs nothing (stamp files record what was installed, and from what).
 
-PYTHON ?= python3
-VENV   := .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+VENDOR  := _vendor/vendor
 PROFILE ?= cpu
+NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+# Offline copies of what the HTML book would otherwise load from CDNs.
+NPM_PACKAGES := mathjax@3.2.2 requirejs@2.3.8 @jupyter-widgets/html-manager@1.0.7
 
-.PHONY: test book lint unit clean
+.PHONY: test book lint unit nbval book-check browser outputs colab-url vendor setup bench clean
+
+setup: $(STAMP) $(VENDOR)/.stamp
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,21 +27,63 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# MathJax, RequireJS and the ipywidgets HTML manager, from the npm registry
+# (tarballs only, no dependency tree), copied into the built book as vendor/
+# (html_extra_path; not _static, whose .js files Jupyter Book loads on every page).
+$(VENDOR)/.stamp: Makefile
+	rm -rf .vendor _vendor && mkdir -p .vendor $(VENDOR)
+	cd .vendor && npm pack --silent $(NPM_PACKAGES) > /dev/null
+	cd .vendor && for t in *.tgz; do mkdir -p "$${t%.tgz}" && tar xzf "$$t" -C "$${t%.tgz}"; done
+	cp -r .vendor/mathjax-3.2.2/package/es5 $(VENDOR)/mathjax
+	cp .vendor/requirejs-2.3.8/package/require.js $(VENDOR)/require.min.js
+	cp .vendor/jupyter-widgets-html-manager-1.0.7/package/dist/embed-amd.js $(VENDOR)/embed-amd.js
+	# html-manager 1.0.7 typesets widget labels with MathJax 2's Hub.Queue; the
+	# book runs MathJax 3, so call its typesetPromise where that exists.
+	sed -E -i 's/MathJax\.Hub\.Queue\(\["Typeset",MathJax\.Hub,([a-z])\]\)/(MathJax.typesetPromise?MathJax.typesetPromise([\1]):MathJax.Hub.Queue(["Typeset",MathJax.Hub,\1]))/g' $(VENDOR)/embed-amd.js
+	find .vendor/jupyter-widgets-html-manager-1.0.7/package/dist -maxdepth 1 \
+	  \( -name '*.woff*' -o -name '*.ttf' -o -name '*.eot' -o -name '*.svg' \) -exec cp {} $(VENDOR)/ \;
+	cp book/widgets-config.js $(VENDOR)/
+	rm -rf .vendor
+	touch $@
+
+vendor: $(VENDOR)/.stamp
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 unit: $(STAMP)
 	$(PY) -m pytest tests
 
-test: lint unit book-check
+# Every notebook, every cell, under the smoke profile; cells marked
+# NBVAL_CHECK_OUTPUT must reproduce their committed output.
+nbval: $(STAMP)
+	RESNET_LAB_PROFILE=smoke MPLBACKEND=Agg $(PY) -m pytest --nbval-lax -p no:cacheprovider $(NOTEBOOKS)
 
-book-check: $(STAMP)
+book-check: setup
 	rm -rf _build/html
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
-book: $(STAMP)
+browser: $(STAMP)
+	$(PY) -m pytest tests/browser_test.py
+
+test: lint unit nbval book-check browser
+
+book: setup
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "Book built: $(CURDIR)/_build/html/index.html"
 
+# Re-execute every notebook in place under PROFILE=cpu|gpu, saving widget state
+# so widgets render in the HTML book. Commit the result.
+outputs: $(STAMP)
+	RESNET_LAB_PROFILE=$(PROFILE) $(PY) tools/execute_notebooks.py $(NOTEBOOKS)
+
+# After changing repository.url in _config.yml: rewrite every notebook's Colab cell.
+colab-url: $(STAMP)
+	$(PY) tools/nbtools.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/trainer_speed.py
+	$(PY) benchmarks/laptop_accuracy.py
+
 clean:
-	rm -rf _build .pytest_cache
+	rm -rf _build .pytest_cache .vendor _vendor

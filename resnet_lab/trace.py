@@ -41,7 +41,7 @@ class TraceRow:
         return self.path.rsplit(".", 1)[-1]
 
 
-@dataclass
+@dataclass(repr=False)
 class Trace:
     """The result of :func:`trace`: rows, totals and renderings."""
 
@@ -95,6 +95,8 @@ class Trace:
 
     def __str__(self) -> str:
         return self.to_text()
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         cells = []
