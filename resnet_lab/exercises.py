@@ -56,7 +56,7 @@ class Feedback:
 
     def _repr_html_(self) -> str:
         colour, border, mark = (
-            ("#e8f5e9", "#2e7d32", "✅ Correct!") if self.correct else ("#fff3e0", "#ef6c00", "🔶 Not yet.")
+            ("#e8f5e9", "#2e7d32", "✔ Correct!") if self.correct else ("#fff3e0", "#ef6c00", "✘ Not yet.")
         )
         hint = f"<br><i>Hint:</i> {html.escape(self.hint)}" if self.hint and not self.correct else ""
         return (

@@ -106,16 +106,20 @@ class Trace:
                 f"<tr><td style='padding-left:{pad}em;text-align:left'><code>{html.escape(r.name)}</code></td>"
                 f"<td style='text-align:left'>{html.escape(r.type)}</td>"
                 f"<td style='text-align:left'>{_shape_str(r.output_shape)}</td>"
-                f"<td>{r.params:,}</td><td>{r.macs:,}</td></tr>"
+                f"<td style='text-align:right;padding:0 0.8em'>{r.params:,}</td>"
+                f"<td style='text-align:right;padding:0 0.8em'>{r.macs:,}</td></tr>"
             )
         error = f"<p style='color:#b00'><b>forward pass failed:</b> {html.escape(self.error)}</p>" if self.error else ""
         return (
             f"<p><b>{html.escape(self.model_name)}</b> on input {_shape_str(self.input_shape)}</p>"
-            "<table><thead><tr><th style='text-align:left'>module</th><th style='text-align:left'>type</th>"
-            "<th style='text-align:left'>output shape</th><th>params</th><th>MACs</th></tr></thead><tbody>"
+            "<table class='resnet-lab-trace' style='border-collapse:collapse'><thead><tr>"
+            "<th style='text-align:left'>module</th><th style='text-align:left'>type</th>"
+            "<th style='text-align:left'>output shape</th><th style='text-align:right;padding:0 0.8em'>params</th>"
+            "<th style='text-align:right;padding:0 0.8em'>MACs</th></tr></thead><tbody>"
             + "".join(cells)
             + f"<tr><td><b>total</b></td><td></td><td>{_shape_str(self.output_shape)}</td>"
-            f"<td><b>{self.total_params:,}</b></td><td><b>{self.total_macs:,}</b></td></tr></tbody></table>" + error
+            f"<td style='text-align:right;padding:0 0.8em'><b>{self.total_params:,}</b></td>"
+            f"<td style='text-align:right;padding:0 0.8em'><b>{self.total_macs:,}</b></td></tr></tbody></table>" + error
         )
 
 

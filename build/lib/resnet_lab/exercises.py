@@ -1,0 +1,250 @@
+"""Checkers for the book's exercises: instant, specific, friendly feedback.
+
+Every checker takes the student's answer (a number, a shape, a module class
+or instance), never raises (broken student code is reported, not crashed
+on) and returns a :class:`Feedback`, which shows as a coloured box in a
+notebook and as one line of text elsewhere. ``Feedback.correct`` tells a
+test or an autograder the verdict.
+
+Generic checkers (:func:`check_number`, :func:`check_shape`,
+:func:`check_choice`, :func:`check_block`) are used by the per-chapter
+exercises below; each exercise says which chapter poses it.
+"""
+
+from __future__ import annotations
+
+import html
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from . import models as M
+
+__all__ = [
+    "Feedback",
+    "check_number",
+    "check_shape",
+    "check_choice",
+    "check_block",
+    "shapes_stage_output",
+    "shapes_bottleneck_params",
+    "shapes_basic_block",
+    "shapes_find_the_bug",
+    "mystery_network",
+]
+
+
+@dataclass
+class Feedback:
+    """A checker's verdict: right or not, what was expected, what came back, a hint."""
+
+    correct: bool
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        mark = "Correct!" if self.correct else "Not yet."
+        return f"{mark} {self.message}" + (f" Hint: {self.hint}" if self.hint and not self.correct else "")
+
+    __repr__ = __str__
+
+    def __bool__(self) -> bool:
+        return self.correct
+
+    def _repr_html_(self) -> str:
+        colour, border, mark = (
+            ("#e8f5e9", "#2e7d32", "✅ Correct!") if self.correct else ("#fff3e0", "#ef6c00", "🔶 Not yet.")
+        )
+        hint = f"<br><i>Hint:</i> {html.escape(self.hint)}" if self.hint and not self.correct else ""
+        return (
+            f"<div style='background:{colour};border-left:4px solid {border};padding:0.5em 0.8em;margin:0.3em 0'>"
+            f"<b>{mark}</b> {html.escape(self.message)}{hint}</div>"
+        )
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.6g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return repr(value)
+
+
+def check_number(answer: object, expected: float, what: str, hint: str = "", rel_tol: float = 0.0) -> Feedback:
+    """Is ``answer`` the number ``expected`` (within ``rel_tol``)?"""
+    if answer is None or answer is ...:
+        return Feedback(False, f"No answer yet for {what}: replace the placeholder with a number.", hint)
+    try:
+        value = float(answer.item() if isinstance(answer, torch.Tensor) else answer)  # type: ignore[arg-type]
+    except (TypeError, ValueError, RuntimeError):
+        return Feedback(False, f"Expected a number for {what}, got {type(answer).__name__} {answer!r}.", hint)
+    if abs(value - expected) <= rel_tol * abs(expected):
+        return Feedback(True, f"{what}: {_fmt(expected)}.")
+    direction = "too high" if value > expected else "too low"
+    return Feedback(False, f"You gave {_fmt(answer)} for {what}: {direction}.", hint)
+
+
+def check_shape(answer: object, expected: Sequence[int], what: str, hint: str = "") -> Feedback:
+    """Is ``answer`` the shape ``expected``? Accepts tuples, lists and ``torch.Size``."""
+    expected = tuple(expected)
+    if answer is None or answer is ...:
+        return Feedback(False, f"No answer yet for {what}: give a tuple of {len(expected)} ints.", hint)
+    try:
+        given = tuple(int(v) for v in answer)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return Feedback(False, f"Expected a shape (a tuple of ints) for {what}, got {answer!r}.", hint)
+    if given == expected:
+        return Feedback(True, f"{what}: {expected}.")
+    if len(given) != len(expected):
+        return Feedback(False, f"{what} has {len(expected)} dimensions; you gave {len(given)}: {given}.", hint)
+    wrong = [i for i, (g, e) in enumerate(zip(given, expected)) if g != e]
+    return Feedback(False, f"You gave {given} for {what}; dimension(s) {wrong} are off.", hint)
+
+
+def check_choice(answer: object, expected: str, options: dict[str, str], what: str, hint: str = "") -> Feedback:
+    """Multiple choice: ``answer`` is one key of ``options`` (case-insensitive)."""
+    if answer is None or answer is ...:
+        return Feedback(False, f"No answer yet for {what}: answer with one of {', '.join(options)}.", hint)
+    key = str(answer).strip().upper()
+    if key not in options:
+        return Feedback(False, f"Answer with one of {', '.join(options)} for {what}; you gave {answer!r}.", hint)
+    if key == expected:
+        return Feedback(True, f"{key}: {options[key]}")
+    return Feedback(False, f"{key} ({options[key]}) is not it.", hint)
+
+
+def _build(student: object, args: tuple) -> nn.Module:
+    if isinstance(student, nn.Module):
+        return student
+    if callable(student):
+        return student(*args)
+    raise TypeError(f"expected an nn.Module class or instance, got {type(student).__name__}")
+
+
+def _first_error_line(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (line {frames[-1].lineno} of {frames[-1].name})" if frames else ""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}{where}"
+
+
+def check_block(
+    student: object,
+    reference: Callable[..., nn.Module],
+    args: tuple,
+    input_shape: Sequence[int],
+    what: str,
+    hint: str = "",
+    identity_args: tuple | None = None,
+) -> Feedback:
+    """Build ``student(*args)`` and ``reference(*args)``; compare output shape and parameter count.
+
+    With ``identity_args`` (arguments for which the shortcut is the identity,
+    first one = input channels) it also checks that the block is residual.
+    """
+    try:
+        block = _build(student, args)
+    except Exception as exc:  # noqa: BLE001 - the student's code may raise anything
+        return Feedback(False, f"Building {what}{args} failed: {_first_error_line(exc)}.", hint)
+    if not isinstance(block, nn.Module):
+        return Feedback(False, f"{what}{args} should give an nn.Module, gave {type(block).__name__}.", hint)
+    ref = reference(*args).eval()
+    x = torch.randn(*input_shape)
+    try:
+        with torch.no_grad():
+            out = block.eval()(x)
+    except Exception as exc:  # noqa: BLE001
+        shape = tuple(x.shape)
+        return Feedback(False, f"Running {what} on an input of shape {shape} failed: {_first_error_line(exc)}.", hint)
+    with torch.no_grad():
+        expected = ref(x)
+    if not isinstance(out, torch.Tensor) or out.shape != expected.shape:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        return Feedback(False, f"{what} should output {tuple(expected.shape)} for input {tuple(x.shape)}; got {got}.",
+                        hint)  # fmt: skip
+    n_student = sum(p.numel() for p in block.parameters())
+    n_ref = sum(p.numel() for p in ref.parameters())
+    if n_student != n_ref:
+        return Feedback(False, f"{what} has {n_student:,} parameters; the reference has {n_ref:,}.", hint)
+    if identity_args is not None:
+        # With every weight zero, F(x) = 0, so a residual block with an identity
+        # shortcut returns relu(x) = x for x >= 0; a plain block returns zeros.
+        try:
+            same = _build(student, identity_args).eval()
+            channels = identity_args[0]
+            x = torch.relu(torch.randn(1, channels, 8, 8))
+            with torch.no_grad():
+                for p in same.parameters():
+                    p.zero_()
+                out = same(x)
+        except Exception as exc:  # noqa: BLE001
+            return Feedback(False, f"{what}{identity_args} failed: {_first_error_line(exc)}.", hint)
+        if not torch.allclose(out, x):
+            message = (f"{what}{identity_args} does not add its input back: with all weights zero it should "
+                       "return its input unchanged (the shortcut is missing or misplaced).")  # fmt: skip
+            return Feedback(False, message, hint)
+    shape = tuple(expected.shape)
+    return Feedback(True, f"{what} outputs {shape} with {n_ref:,} parameters, and adds its input back.")
+
+
+# --- Chapter "Inside the blocks: tracing shapes" ----------------------------------
+
+
+def shapes_stage_output(answer: object) -> Feedback:
+    """D2L's ResNet-18 on 1x96x96: the output shape (C, H, W) of the third stage (``layer3``)."""
+    return check_shape(
+        answer, (256, 6, 6), "layer3's output (C, H, W) on a 1x96x96 input",
+        hint="The stem divides the size by 4 (stride-2 conv, stride-2 pool): 96 -> 24. "
+        "layer1 keeps it, layer2 and layer3 each halve it; layer3 has 256 channels.",
+    )  # fmt: skip
+
+
+def shapes_bottleneck_params(answer: object) -> Feedback:
+    """Parameters of ResNet-50's first Bottleneck in ``layer1`` (64 -> 256 channels, with its projection)."""
+    block = M.resnet50().layer1[0]
+    return check_number(
+        answer, sum(p.numel() for p in block.parameters()), "the parameters of resnet50.layer1[0]",
+        hint="Count each convolution as in x out x k x k (no bias), each BatchNorm as 2 x channels: "
+        "1x1 64->64, 3x3 64->64, 1x1 64->256, and the projection shortcut 1x1 64->256 with its BN.",
+    )  # fmt: skip
+
+
+def shapes_basic_block(student: object) -> Feedback:
+    """A BasicBlock class taking ``(inplanes, planes, stride)``, with a projection where the shape changes."""
+
+    def reference(inplanes: int, planes: int, stride: int) -> nn.Module:
+        down = None
+        if stride != 1 or inplanes != planes:
+            down = nn.Sequential(M.conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
+        return M.BasicBlock(inplanes, planes, stride, down)
+
+    return check_block(
+        student, reference, (32, 64, 2), (2, 32, 16, 16), "your block", identity_args=(16, 16, 1),
+        hint="Two 3x3 convolutions (the first with the stride), BN after each, ReLU after the first and after "
+        "the sum; the shortcut needs a 1x1 convolution with the same stride, plus BN, when shapes change.",
+    )  # fmt: skip
+
+
+FIND_THE_BUG_OPTIONS = {
+    "A": "the 1x1 convolutions are padded, so the map grows by 2 pixels per block",
+    "B": "the shortcut is added before the second BatchNorm",
+    "C": "the head pools with a fixed 4x4 window, which is only right for 32x32 inputs",
+    "D": "the network has 6 blocks per stage, so it is a 38-layer net, not ResNet-20",
+}
+
+
+def mystery_network() -> nn.Module:
+    """A network posted online as "ResNet-20 for CIFAR-10". Trace it and find its bug."""
+    model = M.ResNet(M.BasicBlock, [6, 6, 6], (16, 32, 64), stem="cifar", shortcut="A", num_classes=10)
+    model.arch = "mystery 'ResNet-20'"
+    return model
+
+
+def shapes_find_the_bug(answer: object) -> Feedback:
+    """The mystery network of the chapter's last exercise: which bug does it have?"""
+    return check_choice(
+        answer, "D", FIND_THE_BUG_OPTIONS, "the mystery network's bug",
+        hint="Trace it with depth='blocks' and count the blocks in each stage; then count weighted layers.",
+    )  # fmt: skip
