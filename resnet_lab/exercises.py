@@ -34,6 +34,12 @@ __all__ = [
     "shapes_basic_block",
     "shapes_find_the_bug",
     "mystery_network",
+    "theory_residual_gradient",
+    "theory_plain_gradient",
+    "theory_shattered",
+    "degradation_plain_params",
+    "degradation_which_deeper",
+    "degradation_explain",
 ]
 
 
@@ -247,4 +253,79 @@ def shapes_find_the_bug(answer: object) -> Feedback:
     return check_choice(
         answer, "D", FIND_THE_BUG_OPTIONS, "the mystery network's bug",
         hint="Trace it with depth='blocks' and count the blocks in each stage; then count weighted layers.",
+    )  # fmt: skip
+
+
+# --- Chapter "Residual learning" ---------------------------------------------------
+
+
+def theory_residual_gradient(answer: object) -> Feedback:
+    """Scalar toy: 10 residual blocks, each with dF/dx = 0.1. What is d output / d input?"""
+    return check_number(
+        answer, 1.1**10, "the gradient through 10 residual blocks with dF/dx = 0.1", rel_tol=1e-3,
+        hint="Each block is y = x + F(x), so dy/dx = 1 + dF/dx; the chain rule multiplies the 10 factors.",
+    )  # fmt: skip
+
+
+def theory_plain_gradient(answer: object) -> Feedback:
+    """The same 10 layers without shortcuts: each layer's derivative is 0.1."""
+    return check_number(
+        answer, 0.1**10, "the gradient through 10 plain layers with derivative 0.1", rel_tol=1e-3,
+        hint="Without the shortcut, dy/dx = dF/dx for each layer; multiply ten of them (it is tiny).",
+    )  # fmt: skip
+
+
+SHATTERED_OPTIONS = {
+    "A": "the shallow network",
+    "B": "the deep plain network",
+    "C": "the deep residual network",
+}
+
+
+def theory_shattered(answer: object) -> Feedback:
+    """Whose input-gradient looks most like white noise (autocorrelation falls fastest)?"""
+    return check_choice(
+        answer, "B", SHATTERED_OPTIONS, "the network with the most shattered gradients",
+        hint="Look at the autocorrelation plot: which curve drops to about zero after a lag of one or two?",
+    )  # fmt: skip
+
+
+# --- Chapter "The degradation experiment" ---------------------------------------------
+
+
+def degradation_plain_params(answer: object) -> Feedback:
+    """Parameters of the plain 56-layer CIFAR network."""
+    return check_number(
+        answer, M.count_parameters(M.plain_cifar(56)), "the parameters of plain-56",
+        hint="Option A shortcuts have no parameters, so plain-56 has exactly as many as ResNet-56 (option A).",
+    )  # fmt: skip
+
+
+WHICH_DEEPER_OPTIONS = {
+    "X": "net X (final training error 6.1%)",
+    "Y": "net Y (final training error 11.4%)",
+}
+
+
+def degradation_which_deeper(answer: object) -> Feedback:
+    """Two plain nets, same recipe, 20 and 56 layers: which one is the 56-layer net?"""
+    return check_choice(
+        answer, "Y", WHICH_DEEPER_OPTIONS, "the deeper plain net",
+        hint="Degradation: in plain nets, more layers gave higher *training* error, not lower.",
+    )  # fmt: skip
+
+
+EXPLAIN_CURVE_OPTIONS = {
+    "A": "plain-56 overfits: it memorises the training set and fails on the test set",
+    "B": "plain-56 is harder to optimise: even its training error stays higher than plain-20's",
+    "C": "plain-56 has more parameters than ResNet-56, so it needs more data",
+    "D": "plain-56 uses a different learning-rate schedule",
+}
+
+
+def degradation_explain(answer: object) -> Feedback:
+    """Why does plain-56 end above plain-20 in the figure?"""
+    return check_choice(
+        answer, "B", EXPLAIN_CURVE_OPTIONS, "the explanation of the plain-56 curve",
+        hint="Overfitting would show low training error and high test error. Look at the thin lines.",
     )  # fmt: skip

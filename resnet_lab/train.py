@@ -61,6 +61,9 @@ class History:
 
     records: list[EpochRecord] = field(default_factory=list)
     info: dict = field(default_factory=dict)
+    #: Training curve within epochs: ``{"step", "train_loss", "train_error"}``
+    #: averaged over the batches since the previous entry (for iteration plots).
+    steps: list[dict] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -75,11 +78,11 @@ class History:
         return self.records[-1]
 
     def to_dict(self) -> dict:
-        return {"records": [asdict(r) for r in self.records], "info": self.info}
+        return {"records": [asdict(r) for r in self.records], "info": self.info, "steps": self.steps}
 
     @classmethod
     def from_dict(cls, d: dict) -> History:
-        return cls([EpochRecord(**r) for r in d["records"]], dict(d.get("info", {})))
+        return cls([EpochRecord(**r) for r in d["records"]], dict(d.get("info", {})), list(d.get("steps", [])))
 
     def save(self, path: str | os.PathLike) -> None:
         _atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1))
@@ -227,6 +230,7 @@ def fit(
     seed: int = 0,
     progress: bool = True,
     on_step: Callable[[int], None] | None = None,
+    log_every: int | None = None,
     history: History | None = None,
 ) -> History:
     """Train ``model`` for ``epochs`` epochs; returns the :class:`History`.
@@ -245,6 +249,8 @@ def fit(
             been written for the same model architecture, else
             :class:`CheckpointMismatchError`, and the file is left alone).
         on_step: called with the global step after every iteration.
+        log_every: add a point to ``history.steps`` every this many steps
+            (default: five points per epoch).
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
@@ -270,6 +276,7 @@ def fit(
     )  # fmt: skip
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
     total_steps = epochs * steps_per_epoch
+    log_every = log_every or max(1, steps_per_epoch // 5)
     history = history or History()
     start_epoch = 0
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
@@ -296,6 +303,7 @@ def fit(
         loss_sum = torch.zeros((), device=device)
         wrong = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
+        window = [torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long), 0]
         bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -312,10 +320,18 @@ def fit(
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            batch_wrong = (out.detach().argmax(1) != y).sum()
             loss_sum += loss.detach() * len(y)
-            wrong += (out.detach().argmax(1) != y).sum()
+            wrong += batch_wrong
             seen += len(y)
             step += 1
+            window[0] += loss.detach() * len(y)
+            window[1] += batch_wrong
+            window[2] += len(y)
+            if step % log_every == 0:
+                history.steps.append({"step": step, "train_loss": window[0].item() / window[2],
+                                      "train_error": window[1].item() / window[2]})  # fmt: skip
+                window = [torch.zeros_like(window[0]), torch.zeros_like(window[1]), 0]
             if bar is not None:
                 elapsed = time.perf_counter() - t0
                 bar.update(1)
@@ -390,6 +406,7 @@ def _load_checkpoint(path: Path, model, optimizer, scaler, history: History, dev
     scaler.load_state_dict(state["scaler"])
     restored = History.from_dict(json.loads(state["history"]))
     history.records[:] = restored.records
+    history.steps[:] = restored.steps
     history.info.update(restored.info)
     torch.set_rng_state(state["torch_rng"].cpu())
     return int(state["epoch"])

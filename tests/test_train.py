@@ -181,3 +181,7 @@ def test_killed_run_resumes_to_identical_weights_and_history(tmp_path):
         {k: v for k, v in r.items() if k not in timing} for r in hb
     ]
     assert len(ha) == 3
+    steps_a = json.loads((tmp_path / "a.json").read_text())["steps"]
+    assert (
+        steps_a == json.loads((tmp_path / "b.json").read_text())["steps"] and len(steps_a) == 24
+    )  # 8 steps/epoch, one point each
