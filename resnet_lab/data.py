@@ -173,14 +173,16 @@ def _fashion_dirs(root: Path) -> list[Path]:
     return [root / "FashionMNIST" / "raw", root / "fashion-mnist", root]
 
 
-def prepare_fashion_mnist(root: str | os.PathLike | None = None) -> Path:
+def prepare_fashion_mnist(root: str | os.PathLike | None = None, download: bool = False) -> Path:
     """Put Fashion-MNIST where torchvision and d2l look for it, offline.
 
     Decompresses Debian's files into ``<root>/FashionMNIST/raw/``. torchvision
     finds the decompressed files there and skips its download, so
     ``torchvision.datasets.FashionMNIST(root, download=True)`` and
     ``d2l.load_data_fashion_mnist`` (``root = ../data``) both work offline.
-    Returns the raw folder. Existing files are left as they are.
+    Where Debian's files are missing and ``download`` is true (Colab), the
+    files are downloaded there by torchvision instead. Returns the raw folder.
+    Existing files are left as they are.
     """
     raw = data_root(root) / "FashionMNIST" / "raw"
     stems = [s for pair in _FASHION_FILES.values() for s in pair]
@@ -192,6 +194,10 @@ def prepare_fashion_mnist(root: str | os.PathLike | None = None) -> Path:
         if src is None and (raw / (s + ".gz")).is_file():
             src = raw / (s + ".gz")
         sources.append(src)
+    if None in sources and download:
+        for train in (True, False):
+            _download_fashion(data_root(root), train)
+        return raw
     if None in sources:
         missing = [s for s, src in zip(stems, sources) if src is None]
         raise DataNotFoundError(
@@ -443,7 +449,8 @@ class DeviceLoader:
     it). Augmentation works on whole batches: ``"crop_flip"`` pads by 4 pixels
     (zeros) and takes a random 32x32 crop plus a horizontal flip (He et al.
     2015, section 4.2); ``"flip"`` only flips. Batches come out as float,
-    normalised with the set's mean and std unless ``normalize=False``.
+    normalised with the set's mean and std, or with ``normalize=False`` only
+    scaled to [0, 1] (what ``transforms.ToTensor`` gives, as in D2L).
     ``d2l.train_ch6`` and ``d2l.evaluate_accuracy_gpu`` accept it as it is.
     """
 
@@ -508,8 +515,7 @@ class DeviceLoader:
             if self.augment:
                 x = self._augment(x, g)
             x = x.float()
-            if self._mean is not None:
-                x = (x - self._mean) / self._std
+            x = (x - self._mean) / self._std if self._mean is not None else x / 255
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.labels[idx]

@@ -40,6 +40,9 @@ __all__ = [
     "degradation_plain_params",
     "degradation_which_deeper",
     "degradation_explain",
+    "fashion_steps_per_epoch",
+    "fashion_most_confused",
+    "fashion_resume",
 ]
 
 
@@ -328,4 +331,49 @@ def degradation_explain(answer: object) -> Feedback:
     return check_choice(
         answer, "B", EXPLAIN_CURVE_OPTIONS, "the explanation of the plain-56 curve",
         hint="Overfitting would show low training error and high test error. Look at the thin lines.",
+    )  # fmt: skip
+
+
+# --- Chapter "Training on Fashion-MNIST" -------------------------------------------------
+
+
+def fashion_steps_per_epoch(answer: object) -> Feedback:
+    """Training steps in one epoch of 60,000 images with batch 128 (the last batch is partial)."""
+    return check_number(
+        answer, -(-60_000 // 128), "steps per epoch (60,000 images, batch 128)",
+        hint="Divide and round up: the last, smaller batch is still a step.",
+    )  # fmt: skip
+
+
+def fashion_most_confused(answer: object, confusion: torch.Tensor, classes: Sequence[str],
+                          true_class: str = "Shirt") -> Feedback:  # fmt: skip
+    """From this run's confusion matrix: which class are ``true_class`` images most often mistaken for?"""
+    from .evaluation import most_confused_with
+
+    expected = classes[most_confused_with(confusion, list(classes).index(true_class))]
+    options = {c.upper(): c for c in classes}
+    if answer is None or answer is ...:
+        return Feedback(False, f"No answer yet: name one of the classes, e.g. {classes[0]!r}.",
+                        f"Read the '{true_class}' row of the confusion matrix, ignoring the diagonal.")  # fmt: skip
+    key = str(answer).strip().upper()
+    if key not in options:
+        return Feedback(False, f"{answer!r} is not a class name; use one of {list(classes)}.")
+    if options[key] == expected:
+        return Feedback(True, f"'{true_class}' images are most often taken for '{expected}' in this run.")
+    return Feedback(False, f"'{options[key]}' is not the most frequent confusion for '{true_class}' in this run.",
+                    f"Read the '{true_class}' row of the confusion matrix, ignoring the diagonal.")  # fmt: skip
+
+
+RESUME_OPTIONS = {
+    "A": "re-seeding torch with the same seed when the run restarts",
+    "B": "restoring weights, optimizer state and step, and drawing each epoch's batches from (seed, epoch)",
+    "C": "saving only the model's weights every epoch",
+}
+
+
+def fashion_resume(answer: object) -> Feedback:
+    """What makes a resumed run end with exactly the weights of an uninterrupted one?"""
+    return check_choice(
+        answer, "B", RESUME_OPTIONS, "exact resumption",
+        hint="Momentum buffers and the learning-rate schedule matter too, and so does the order of the batches.",
     )  # fmt: skip

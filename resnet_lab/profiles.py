@@ -47,11 +47,13 @@ class Profile:
     fashion_test: int | None
     fashion_epochs: int
     fashion_lr: float
-    # The same chapter: D2L's recipe (ResNet-18, resize 96, lr 0.05, train_ch6).
+    # The same chapter: D2L's recipe (ResNet-18, resize 96, lr 0.05, train_ch6);
+    # sizes are rounded down to whole batches, at least 5 (train_ch6 needs 5).
     d2l_train: int | None
     d2l_test: int | None
     d2l_epochs: int
     d2l_resize: int
+    d2l_batch: int
     # "The degradation experiment": plain vs residual at these depths.
     degradation_dataset: str
     degradation_depths: tuple[int, ...]
@@ -74,7 +76,7 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         description="CI: tiny subsets, one epoch, seconds per notebook",
         fashion_model="resnet14", fashion_train=512, fashion_test=256, fashion_epochs=1, fashion_lr=0.1,
-        d2l_train=256, d2l_test=128, d2l_epochs=1, d2l_resize=96,
+        d2l_train=160, d2l_test=64, d2l_epochs=1, d2l_resize=96, d2l_batch=32,
         degradation_dataset="fashion_mnist", degradation_depths=(8, 14), degradation_train=256,
         degradation_test=128, degradation_epochs=1,
         cifar_depths=(20,), cifar_train=256, cifar_test=128, cifar_epochs=1,
@@ -83,7 +85,7 @@ PROFILES: dict[str, Profile] = {
         name="cpu",
         description="2-core laptop: real data, short schedules, minutes per chapter",
         fashion_model="resnet14", fashion_train=None, fashion_test=None, fashion_epochs=7, fashion_lr=0.1,
-        d2l_train=2_000, d2l_test=1_000, d2l_epochs=1, d2l_resize=96,
+        d2l_train=2_560, d2l_test=1_024, d2l_epochs=1, d2l_resize=96, d2l_batch=256,
         degradation_dataset="fashion_mnist", degradation_depths=(8, 20, 56), degradation_train=5_000,
         degradation_test=1_000, degradation_epochs=6,
         cifar_depths=(20, 56), cifar_train=None, cifar_test=None, cifar_epochs=10,
@@ -92,7 +94,7 @@ PROFILES: dict[str, Profile] = {
         name="gpu",
         description="paper scale on a CUDA GPU (Colab): full data sets, the paper's schedules",
         fashion_model="resnet20", fashion_train=None, fashion_test=None, fashion_epochs=30, fashion_lr=0.1,
-        d2l_train=None, d2l_test=None, d2l_epochs=10, d2l_resize=96,
+        d2l_train=None, d2l_test=None, d2l_epochs=10, d2l_resize=96, d2l_batch=256,
         degradation_dataset="cifar10", degradation_depths=(20, 32, 44, 56), degradation_train=None,
         degradation_test=None, degradation_epochs=164,
         cifar_depths=(20, 56), cifar_train=None, cifar_test=None, cifar_epochs=164,

@@ -208,13 +208,19 @@ def test_crop_flip_is_a_padded_translation_or_its_mirror():
     data = synthetic_set(8, size=32, channels=3)
     loader = D.DeviceLoader(data, 8, augment="crop_flip", device="cpu", normalize=False, shuffle=False)
     x, _ = next(iter(loader))
-    padded = torch.nn.functional.pad(data.images.float(), (4, 4, 4, 4))
+    padded = torch.nn.functional.pad(data.images.float() / 255, (4, 4, 4, 4))
     for i in range(8):
         options = [
             padded[i, :, dy : dy + 32, dx : dx + 32].flip(-1) if f else padded[i, :, dy : dy + 32, dx : dx + 32]
             for dy in range(9) for dx in range(9) for f in (0, 1)
         ]  # fmt: skip
         assert any(torch.equal(x[i], o) for o in options)
+
+
+def test_unnormalised_batches_are_scaled_to_unit_range_like_totensor():
+    data = synthetic_set(32)
+    x, _ = next(iter(D.DeviceLoader(data, 32, device="cpu", normalize=False, shuffle=False)))
+    assert torch.equal(x, data.images.float() / 255)
 
 
 def test_normalisation_uses_the_sets_statistics():
