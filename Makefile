@@ -8,6 +8,10 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 VENDOR  := _vendor/vendor
 PROFILE ?= cpu
+# Offline CIFAR-10 for notebooks (the real 5k/1k subset beside the checkout);
+# where it is absent, resnet_lab.data looks elsewhere and downloads.
+CIFAR_DATA ?= $(abspath ../shared/data/cifar10-subset)
+NB_DATA := $(if $(wildcard $(CIFAR_DATA)),RESNET_LAB_DATA=$(CIFAR_DATA),)
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 # Offline copies of what the HTML book would otherwise load from CDNs.
 NPM_PACKAGES := mathjax@3.2.2 requirejs@2.3.8 @jupyter-widgets/html-manager@1.0.7
@@ -57,7 +61,7 @@ unit: $(STAMP)
 # Every notebook, every cell, under the smoke profile; cells marked
 # NBVAL_CHECK_OUTPUT must reproduce their committed output.
 nbval: $(STAMP)
-	RESNET_LAB_PROFILE=smoke MPLBACKEND=Agg $(PY) -m pytest --nbval-lax -p no:cacheprovider $(NOTEBOOKS)
+	$(NB_DATA) RESNET_LAB_PROFILE=smoke MPLBACKEND=Agg $(PY) -m pytest --nbval-lax -p no:cacheprovider $(NOTEBOOKS)
 
 book-check: setup
 	rm -rf _build/html
@@ -75,7 +79,7 @@ book: setup
 # Re-execute every notebook in place under PROFILE=cpu|gpu, saving widget state
 # so widgets render in the HTML book. Commit the result.
 outputs: $(STAMP)
-	RESNET_LAB_PROFILE=$(PROFILE) $(PY) tools/execute_notebooks.py $(NOTEBOOKS)
+	$(NB_DATA) RESNET_LAB_PROFILE=$(PROFILE) $(PY) tools/execute_notebooks.py $(NOTEBOOKS)
 
 # After changing repository.url in _config.yml: rewrite every notebook's Colab cell.
 colab-url: $(STAMP)

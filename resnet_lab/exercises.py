@@ -43,6 +43,9 @@ __all__ = [
     "fashion_steps_per_epoch",
     "fashion_most_confused",
     "fashion_resume",
+    "cifar_epochs_of_paper",
+    "cifar_macs_ratio",
+    "cifar_augment",
 ]
 
 
@@ -376,4 +379,41 @@ def fashion_resume(answer: object) -> Feedback:
     return check_choice(
         answer, "B", RESUME_OPTIONS, "exact resumption",
         hint="Momentum buffers and the learning-rate schedule matter too, and so does the order of the batches.",
+    )  # fmt: skip
+
+
+# --- Chapter "Training on CIFAR-10" ----------------------------------------------------
+
+
+def cifar_epochs_of_paper(answer: object) -> Feedback:
+    """The paper trains for 64,000 iterations of batch 128. How many epochs of 50,000 images is that?"""
+    return check_number(
+        answer, 64_000 * 128 / 50_000, "epochs in 64k iterations of batch 128 on 50,000 images", rel_tol=0.01,
+        hint="Images seen = iterations x batch size; divide by the images in one epoch.",
+    )  # fmt: skip
+
+
+def cifar_macs_ratio(answer: object) -> Feedback:
+    """How many times the multiply-accumulates of ResNet-20 does the CIFAR ResNet-18 need per 32x32 image?"""
+    from .trace import trace
+
+    ratio = trace(M.cifar_resnet18(), (1, 3, 32, 32)).total_macs / trace(M.resnet20(), (1, 3, 32, 32)).total_macs
+    return check_number(
+        answer, ratio, "the MAC ratio CIFAR ResNet-18 / ResNet-20", rel_tol=0.05,
+        hint="Trace both at (1, 3, 32, 32) and divide the total MACs.",
+    )  # fmt: skip
+
+
+AUGMENT_OPTIONS = {
+    "A": "to make the images larger, so the network sees more pixels",
+    "B": "to show the network the same object shifted by a few pixels, so it learns that position does not matter",
+    "C": "to remove the borders of the images, which carry no information",
+}
+
+
+def cifar_augment(answer: object) -> Feedback:
+    """Why pad by 4 pixels and take a random 32x32 crop?"""
+    return check_choice(
+        answer, "B", AUGMENT_OPTIONS, "the purpose of pad-and-crop",
+        hint="The crop is as large as the original image; only its position changes.",
     )  # fmt: skip

@@ -60,7 +60,8 @@ class Profile:
     degradation_train: int | None
     degradation_test: int | None
     degradation_epochs: int
-    # "Training on CIFAR-10".
+    # "Training on CIFAR-10": ResNets of these depths and the CIFAR ResNet-18.
+    # Sizes cap the data found (offline here: the 5,000/1,000 subset).
     cifar_depths: tuple[int, ...]
     cifar_train: int | None
     cifar_test: int | None
@@ -88,7 +89,7 @@ PROFILES: dict[str, Profile] = {
         d2l_train=2_560, d2l_test=1_024, d2l_epochs=1, d2l_resize=96, d2l_batch=256,
         degradation_dataset="fashion_mnist", degradation_depths=(8, 20, 56), degradation_train=5_000,
         degradation_test=1_000, degradation_epochs=6,
-        cifar_depths=(20, 56), cifar_train=None, cifar_test=None, cifar_epochs=10,
+        cifar_depths=(20, 56), cifar_train=None, cifar_test=None, cifar_epochs=4,
     ),
     "gpu": Profile(
         name="gpu",

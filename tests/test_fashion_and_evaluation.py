@@ -80,3 +80,14 @@ def test_fashion_checkers():
     assert not E.fashion_most_confused("B", cm, classes).correct
     assert "not a class name" in str(E.fashion_most_confused("Dress", cm, classes))
     assert E.fashion_resume("B").correct and not E.fashion_resume("A").correct
+
+
+def test_cifar_checkers():
+    assert E.cifar_epochs_of_paper(163.84).correct and E.cifar_epochs_of_paper(164).correct
+    assert not E.cifar_epochs_of_paper(182).correct
+    from resnet_lab import models as M
+    from resnet_lab.trace import trace
+
+    ratio = trace(M.cifar_resnet18(), (1, 3, 32, 32)).total_macs / trace(M.resnet20(), (1, 3, 32, 32)).total_macs
+    assert E.cifar_macs_ratio(ratio).correct and not E.cifar_macs_ratio(ratio * 2).correct
+    assert E.cifar_augment("B").correct and not E.cifar_augment("A").correct
