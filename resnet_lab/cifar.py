@@ -20,14 +20,12 @@ from torch import nn
 from . import models as M
 from .data import DeviceLoader, ImageSet
 from .experiments import PAPER_TABLE6
+from .profiles import PAPER_RECIPE
 from .trace import trace
 from .train import History, fit
 
 __all__ = ["PAPER_RECIPE", "PAPER_TABLE6", "REPRODUCTION_TEST_ERROR", "CifarRun", "networks",
            "train_paper_recipe", "comparison_table", "comparison_verdict"]  # fmt: skip
-
-#: The optimiser and schedule of He et al. (2015), section 4.2, as ``fit`` arguments.
-PAPER_RECIPE = {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "schedule": "step"}
 
 #: CIFAR-10 test error (%) of public PyTorch reproductions on the full data
 #: set, by network: their figures, not ours. ResNet-n: Y. Idelbayev,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from . import models as M
 from .data import DeviceLoader, load_dataset
-from .profiles import Profile
+from .profiles import PAPER_RECIPE, Profile
 from .train import History, fit
 
 __all__ = ["DegradationResult", "run_degradation", "plot_degradation", "degradation_table", "degradation_verdict",
@@ -71,9 +71,8 @@ def run_degradation(profile: Profile, device: str = "auto", progress: bool = Tru
             model = M.cifar_resnet(depth, "A", plain=kind == "plain", in_channels=train.shape[0])
             ckpt = f"{checkpoint_dir}/{kind}-{depth}.pt" if checkpoint_dir else None
             result.histories[f"{kind}-{depth}"] = fit(
-                model, train_loader, test_loader, epochs=profile.degradation_epochs, lr=0.1, momentum=0.9,
-                weight_decay=1e-4, schedule="step", warmup_steps=len(train_loader), device=device,
-                progress=progress, seed=seed, checkpoint=ckpt,
+                model, train_loader, test_loader, epochs=profile.degradation_epochs, **PAPER_RECIPE,
+                warmup_steps=len(train_loader), device=device, progress=progress, seed=seed, checkpoint=ckpt,
             )  # fmt: skip
     return result
 

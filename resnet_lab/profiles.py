@@ -20,7 +20,12 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-__all__ = ["Profile", "PROFILES", "FASHION_RECIPE", "get_profile", "banner"]
+__all__ = ["Profile", "PROFILES", "PAPER_RECIPE", "FASHION_RECIPE", "get_profile", "banner"]
+
+#: How ``fit`` trains CIFAR-family nets in the degradation and CIFAR-10
+#: chapters: He et al. (2015), section 4.2 (SGD, momentum 0.9, weight decay
+#: 1e-4, lr 0.1 divided by 10 at 50% and 75% of training; batch 128).
+PAPER_RECIPE = {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "schedule": "step"}
 
 #: How ``fit`` trains the Fashion-MNIST model in every profile (the book's
 #: "laptop recipe"): one-cycle schedule, Nesterov momentum, weight decay 5e-4,
