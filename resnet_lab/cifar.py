@@ -97,11 +97,13 @@ def train_paper_recipe(
         )
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs!r}")
+    # One pair of loaders serves every network: fit sets the epoch before each
+    # pass, so each network sees the same batches, drawn from (seed, epoch).
+    train_loader = DeviceLoader(train_set, batch_size, augment="crop_flip", device=device, seed=seed)
+    test_loader = DeviceLoader(test_set, 500, device=device)
     runs = []
     for name, net in networks(depths).items():
         t = trace(net, (1, *train_set.shape))
-        train_loader = DeviceLoader(train_set, batch_size, augment="crop_flip", device=device, seed=seed)
-        test_loader = DeviceLoader(test_set, 500, device=device)
         t0 = time.perf_counter()
         history = fit(net, train_loader, test_loader, epochs=epochs, **PAPER_RECIPE, device=device, seed=seed,
                       warmup_steps=len(train_loader) if warmup else 0, progress=progress)  # fmt: skip

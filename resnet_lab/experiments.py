@@ -64,10 +64,12 @@ def run_degradation(profile: Profile, device: str = "auto", progress: bool = Tru
     test = load_dataset(name, False, subset=profile.degradation_test)
     augment = "crop_flip" if name == "cifar10" else None
     result = DegradationResult(name, len(train), len(test), profile.degradation_depths)
+    # One pair of loaders serves every run: fit sets the epoch before each
+    # pass, so every network sees the same batches from (seed, epoch).
+    train_loader = DeviceLoader(train, profile.batch_size, augment=augment, device=device, seed=seed)
+    test_loader = DeviceLoader(test, 500, device=device)
     for depth in profile.degradation_depths:
         for kind in ("plain", "residual"):
-            train_loader = DeviceLoader(train, profile.batch_size, augment=augment, device=device, seed=seed)
-            test_loader = DeviceLoader(test, 500, device=device)
             model = M.cifar_resnet(depth, "A", plain=kind == "plain", in_channels=train.shape[0])
             ckpt = f"{checkpoint_dir}/{kind}-{depth}.pt" if checkpoint_dir else None
             result.histories[f"{kind}-{depth}"] = fit(
