@@ -61,9 +61,16 @@ class RecipeRun:
         return self.images / self.seconds
 
 
-def _steps(images: int, batch: int) -> int:
-    # d2l.train_ch6 divides by (batches // 5): it needs at least 5 batches.
-    return max(5, images // batch)
+def _recipe_sizes(profile: Profile, batch: int | None) -> tuple[int, int, int]:
+    """Batch size, training steps and test batches of the D2L recipe, the same for both runners.
+
+    Sizes are rounded down to whole batches, at least 5: ``d2l.train_ch6``
+    divides by (batches // 5).
+    """
+    batch = batch or profile.d2l_batch
+    steps = max(5, (profile.d2l_train or 60_000) // batch)
+    test_steps = max(5, (profile.d2l_test or 10_000) // batch)
+    return batch, steps, test_steps
 
 
 def run_d2l_recipe(profile: Profile, device: str | torch.device = "auto", batch: int | None = None,
@@ -76,9 +83,8 @@ def run_d2l_recipe(profile: Profile, device: str | torch.device = "auto", batch:
     import d2l.torch as d2l
 
     device = resolve_device(device)
-    batch = batch or profile.d2l_batch
+    batch, steps, test_steps = _recipe_sizes(profile, batch)
     prepare_fashion_mnist(data_root, download=True)
-    steps, test_steps = _steps(profile.d2l_train or 60_000, batch), _steps(profile.d2l_test or 10_000, batch)
     torch.manual_seed(0)
     t0 = time.perf_counter()
     train_iter, test_iter = d2l.load_data_fashion_mnist(batch, resize=profile.d2l_resize)
@@ -96,8 +102,7 @@ def run_d2l_recipe(profile: Profile, device: str | torch.device = "auto", batch:
 def run_our_trainer_same_recipe(profile: Profile, device: str | torch.device = "auto", batch: int | None = None,
                                 progress: bool = False) -> RecipeRun:  # fmt: skip
     """The same model, data size, batches and SGD (lr 0.05, no momentum) through ``fit``."""
-    batch = batch or profile.d2l_batch
-    steps, test_steps = _steps(profile.d2l_train or 60_000, batch), _steps(profile.d2l_test or 10_000, batch)
+    batch, steps, test_steps = _recipe_sizes(profile, batch)
     torch.manual_seed(0)
     t0 = time.perf_counter()
     train = load_fashion_mnist(True, subset=steps * batch, resize=profile.d2l_resize)
