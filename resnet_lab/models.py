@@ -4,22 +4,25 @@ One private builder, :class:`ResNet`, behind thin public constructors:
 
 * ImageNet models ``resnet18/34/50/101/152``: the same ``state_dict`` keys and
   parameter counts as ``torchvision.models``, so torchvision weights load with
-  ``strict=True``.
-* The CIFAR family of the paper's section 4.2, ``resnet20/32/44/56/110``
-  (depth = 6n + 2), with shortcut option "A", "B" or "C", and ``plain=True``
-  for the same network with every shortcut removed.
-* ``d2l_resnet18``: the ResNet-18 that *Dive into Deep Learning* trains on
-  Fashion-MNIST (biased convolutions, a projection shortcut without BN).
-* ``cifar_resnet18``: ResNet-18 with a 3x3 stem and no max-pool, the usual
-  CIFAR adaptation.
+  ``strict=True``. ``resnet50_v1`` puts the Bottleneck's stride where the
+  paper put it (chapter "Inside the blocks" traces both).
+* The CIFAR family of the paper's section 4.2: ``cifar_resnet(depth)`` with
+  depth = 6n + 2, shortcut option "A", "B" or "C"; ``plain=True`` for the
+  same network built from :class:`PlainBlock` (no shortcuts, the paper's
+  "plain" baselines) and ``preact=True`` for :class:`PreActBlock` (He et al.
+  2016). Thin constructors ``resnet20/32/44/56/110``.
+* ``d2l_resnet18``: the ResNet-18 of *Dive into Deep Learning* (biased
+  convolutions, a projection shortcut without BN); ``cifar_resnet18``:
+  ResNet-18 with a 3x3 stem and no max-pool, the usual CIFAR adaptation.
 
-The book's chapter "Inside the blocks: tracing shapes" walks through every
-class here; "The degradation experiment" uses the plain counterparts.
+Stage table (torchvision's): ``layers`` blocks per stage, ``widths`` planes
+per stage; the first block of every stage after the first halves the map.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -29,12 +32,16 @@ from torch import nn
 __all__ = [
     "BasicBlock",
     "Bottleneck",
+    "BottleneckV1",
+    "PlainBlock",
+    "PreActBlock",
     "ResNet",
     "ShortcutA",
     "CIFAR_DEPTHS",
     "resnet18",
     "resnet34",
     "resnet50",
+    "resnet50_v1",
     "resnet101",
     "resnet152",
     "cifar_resnet",
@@ -43,18 +50,18 @@ __all__ = [
     "resnet44",
     "resnet56",
     "resnet110",
-    "plain_cifar",
-    "cifar_model",
     "d2l_resnet18",
     "cifar_resnet18",
     "count_parameters",
     "weighted_layers",
+    "evaluating",
+    "randomize_batchnorm",
 ]
 
 Shortcut = Literal["A", "B", "C"]
 Stem = Literal["imagenet", "cifar", "d2l"]
 
-#: Depths of the paper's CIFAR-10 experiments (Table 6); any 6n + 2 works.
+#: Depths of the paper's CIFAR-10 experiments (Table 6, without 1202); any 6n + 2 works.
 CIFAR_DEPTHS = (20, 32, 44, 56, 110)
 
 
@@ -71,10 +78,10 @@ def conv1x1(in_planes: int, out_planes: int, stride: int = 1, bias: bool = False
 class ShortcutA(nn.Module):
     """Option A shortcut: parameter-free identity with subsampling and zero-padding.
 
-    He et al. 2015, section 4.2: "the shortcut still performs identity mapping,
-    with extra zero entries padded for increasing dimensions". Spatially it
-    takes every second pixel (stride 2); the new channels are zeros, split
-    evenly before and after the old ones.
+    He et al. 2015, section 3.3 (used for CIFAR in section 4.2): "the shortcut
+    still performs identity mapping, with extra zero entries padded for
+    increasing dimensions". It takes every ``stride``-th pixel; the new
+    channels are zeros, split evenly before and after the old ones.
     """
 
     def __init__(self, in_planes: int, out_planes: int, stride: int) -> None:
@@ -96,20 +103,13 @@ class BasicBlock(nn.Module):
     """Two 3x3 convolutions and a shortcut: out = relu(F(x) + identity).
 
     ``downsample`` maps ``x`` to the shape of ``F(x)`` where they differ
-    (projection for options B/C, :class:`ShortcutA` for option A). With
-    ``residual=False`` the block is "plain": the shortcut is dropped entirely.
+    (a projection for options B/C, :class:`ShortcutA` for option A).
     """
 
     expansion = 1
 
     def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        residual: bool = True,
-        bias: bool = False,
+        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, bias: bool = False
     ) -> None:
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride, bias=bias)
@@ -118,84 +118,136 @@ class BasicBlock(nn.Module):
         self.conv2 = conv3x3(planes, planes, bias=bias)
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
-        self.stride = stride
-        self.residual = residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        if self.residual:
-            if self.downsample is not None:
-                identity = self.downsample(x)
-            out = out + identity
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out = out + identity
         return self.relu(out)
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3 (strided, as in torchvision's "ResNet V1.5"), 1x1 expand by 4.
+    """1x1 reduce, 3x3, 1x1 expand by ``expansion`` = 4, plus the shortcut.
 
-    Putting the stride on the 3x3 rather than the first 1x1 follows torchvision
-    (and NVIDIA's "ResNet v1.5"); it is what makes torchvision weights fit.
+    The stride sits on the 3x3 convolution, as in torchvision ("ResNet v1.5",
+    after NVIDIA); the paper put it on the first 1x1 (:class:`BottleneckV1`).
+    This placement is what makes torchvision's weights fit, and it costs more
+    MACs: the 1x1 reduction runs at the input's full resolution.
     """
 
     expansion = 4
+    stride_in_1x1 = False
 
     def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        residual: bool = True,
-        bias: bool = False,
+        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, bias: bool = False
     ) -> None:
         super().__init__()
-        width = planes
-        self.conv1 = conv1x1(inplanes, width, bias=bias)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = conv3x3(width, width, stride, bias=bias)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = conv1x1(width, planes * self.expansion, bias=bias)
+        s1, s3 = (stride, 1) if self.stride_in_1x1 else (1, stride)
+        self.conv1 = conv1x1(inplanes, planes, s1, bias=bias)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, s3, bias=bias)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, planes * self.expansion, bias=bias)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
-        self.stride = stride
-        self.residual = residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        if self.residual:
-            if self.downsample is not None:
-                identity = self.downsample(x)
-            out = out + identity
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out = out + identity
         return self.relu(out)
 
 
-Block = type[BasicBlock] | type[Bottleneck]
+class BottleneckV1(Bottleneck):
+    """The Bottleneck as He et al. (2015) built it: the stride on the first 1x1 ("ResNet v1")."""
+
+    stride_in_1x1 = True
+
+
+class PlainBlock(nn.Module):
+    """A BasicBlock without its shortcut: relu(bn2(conv2(relu(bn1(conv1(x)))))).
+
+    The building block of the paper's "plain" baselines (section 4.1): the
+    same layers and parameters as :class:`BasicBlock`, nothing added back.
+    """
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, bias: bool = False) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(inplanes, planes, stride, bias=bias)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes, bias=bias)
+        self.bn2 = nn.BatchNorm2d(planes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)))
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation block (He et al. 2016, *Identity Mappings*): BN, ReLU, conv, BN, ReLU, conv; then add.
+
+    Nothing follows the addition, so the identity path from block to block is
+    clean: x_{l+1} = x_l + F(x_l) holds exactly. ``downsample`` acts on the
+    block's input, as for :class:`BasicBlock`. Chapter "Beyond the original
+    ResNet" traces and trains it.
+    """
+
+    expansion = 1
+
+    def __init__(
+        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, bias: bool = False
+    ) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(inplanes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv1 = conv3x3(inplanes, planes, stride, bias=bias)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, bias=bias)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.conv1(self.relu(self.bn1(x)))
+        out = self.conv2(self.relu(self.bn2(out)))
+        return out + identity
+
+
+Block = type[BasicBlock] | type[Bottleneck] | type[PlainBlock] | type[PreActBlock]
 
 
 class ResNet(nn.Module):
     """The one builder behind every constructor in this module.
 
     Args:
-        block: :class:`BasicBlock` or :class:`Bottleneck`.
+        block: :class:`BasicBlock`, :class:`Bottleneck` (or :class:`BottleneckV1`),
+            :class:`PlainBlock` (no shortcuts) or :class:`PreActBlock`.
         layers: blocks per stage, e.g. ``[2, 2, 2, 2]`` for ResNet-18.
         widths: ``planes`` of each stage, e.g. ``[64, 128, 256, 512]``.
         stem: ``"imagenet"`` (7x7/2 conv + 3x3/2 max-pool), ``"cifar"`` (3x3
             conv, no pool) or ``"d2l"`` (as imagenet, with a biased conv).
         shortcut: ``"A"`` zero-pad, ``"B"`` project only where the shape
-            changes, ``"C"`` project in every block (He et al. 2015, 4.1).
-        plain: drop every shortcut (the paper's "plain" baselines).
+            changes, ``"C"`` project in every block (He et al. 2015, 3.3 and 4.1).
         in_channels, num_classes: input channels and output classes.
         bias: biased convolutions (D2L's choice; the paper uses none before BN).
         projection_norm: follow a projection shortcut by BatchNorm (torchvision
             does; D2L does not).
-        zero_init_residual: start every block's last BN at zero, so each block
-            begins as the identity (Goyal et al. 2017).
+        zero_init_residual: start the last BN of every residual branch at
+            zero, so each block begins as the identity (Goyal et al. 2017;
+            torchvision's name).
+
+    A pre-activation network has no BN-ReLU after the stem; it gets one after
+    the last stage instead (``final_norm``), as in He et al. (2016).
     """
 
     def __init__(
@@ -206,7 +258,6 @@ class ResNet(nn.Module):
         *,
         stem: Stem = "imagenet",
         shortcut: Shortcut = "B",
-        plain: bool = False,
         in_channels: int = 3,
         num_classes: int = 1000,
         bias: bool = False,
@@ -230,9 +281,9 @@ class ResNet(nn.Module):
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.shortcut = shortcut
-        self.plain = plain
         self._bias = bias
         self._projection_norm = projection_norm
+        preact = block is PreActBlock
 
         self.inplanes = widths[0]
         if stem == "cifar":
@@ -241,18 +292,20 @@ class ResNet(nn.Module):
             self.conv1 = nn.Conv2d(
                 in_channels, self.inplanes, kernel_size=7, stride=2, padding=3, bias=stem == "d2l" or bias
             )
-        self.bn1 = nn.BatchNorm2d(self.inplanes)
-        self.relu = nn.ReLU(inplace=True)
+        self.bn1 = nn.Identity() if preact else nn.BatchNorm2d(self.inplanes)
+        self.relu = nn.Identity() if preact else nn.ReLU(inplace=True)
         self.maxpool = nn.Identity() if stem == "cifar" else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
         self.num_stages = len(layers)
         for i, (blocks, planes) in enumerate(zip(layers, widths)):
             stride = 1 if i == 0 else 2
             setattr(self, f"layer{i + 1}", self._make_layer(block, planes, blocks, stride))
+        out_planes = widths[-1] * block.expansion
+        self.final_norm = nn.Sequential(nn.BatchNorm2d(out_planes), nn.ReLU(inplace=True)) if preact else None
         # Adaptive pooling: any input that survives the strides works. A fixed
         # avg_pool2d(out, 4) is only right for 32x32 CIFAR inputs.
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(widths[-1] * block.expansion, num_classes)
+        self.fc = nn.Linear(out_planes, num_classes)
 
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -261,29 +314,32 @@ class ResNet(nn.Module):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)
         if zero_init_residual:
-            for m in self.modules():
-                if isinstance(m, Bottleneck):
-                    nn.init.constant_(m.bn3.weight, 0)
-                elif isinstance(m, BasicBlock):
-                    nn.init.constant_(m.bn2.weight, 0)
+            # The last BN of each residual branch: then F(x) = 0 and every block is the identity.
+            last_norm = {Bottleneck: "bn3", BottleneckV1: "bn3", BasicBlock: "bn2", PreActBlock: "bn2"}
+            if block not in last_norm:
+                raise ValueError(f"zero_init_residual needs residual blocks; {block.__name__} has no shortcut")
+            for stage in self.stages():
+                for b in stage:
+                    nn.init.constant_(getattr(b, last_norm[block]).weight, 0)
 
     def _shortcut(self, planes_out: int, stride: int) -> nn.Module | None:
         changes_shape = stride != 1 or self.inplanes != planes_out
-        if self.plain or (not changes_shape and self.shortcut != "C"):
+        if not changes_shape and self.shortcut != "C":
             return None
         if self.shortcut == "A":
             return ShortcutA(self.inplanes, planes_out, stride) if changes_shape else None
         conv = conv1x1(self.inplanes, planes_out, stride, bias=self._bias)
-        if not self._projection_norm:
-            return conv
-        return nn.Sequential(conv, nn.BatchNorm2d(planes_out))
+        return nn.Sequential(conv, nn.BatchNorm2d(planes_out)) if self._projection_norm else conv
 
     def _make_layer(self, block: Block, planes: int, blocks: int, stride: int) -> nn.Sequential:
         layers = []
         for b in range(blocks):
             s = stride if b == 0 else 1
-            downsample = self._shortcut(planes * block.expansion, s)
-            layers.append(block(self.inplanes, planes, s, downsample, residual=not self.plain, bias=self._bias))
+            if block is PlainBlock:
+                layers.append(PlainBlock(self.inplanes, planes, s, bias=self._bias))
+            else:
+                downsample = self._shortcut(planes * block.expansion, s)
+                layers.append(block(self.inplanes, planes, s, downsample, bias=self._bias))
             self.inplanes = planes * block.expansion
         return nn.Sequential(*layers)
 
@@ -292,7 +348,7 @@ class ResNet(nn.Module):
         return [getattr(self, f"layer{i + 1}") for i in range(self.num_stages)]
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise a clear ValueError unless ``x`` is a batch (N, C, H, W) with our C."""
+        """Raise a clear error unless ``x`` is a batch (N, C, H, W) with our C."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"expected a torch.Tensor of shape (N, {self.in_channels}, H, W), got {type(x).__name__}")
         if x.dim() != 4 or x.shape[1] != self.in_channels:
@@ -307,8 +363,15 @@ class ResNet(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for stage in self.stages():
             x = stage(x)
-        x = torch.flatten(self.avgpool(x), 1)
-        return self.fc(x)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def _named(model: ResNet, arch: str) -> ResNet:
+    """Attach a human-readable architecture name (shown by the tracer and in histories)."""
+    model.arch = arch
+    return model
 
 
 # --- ImageNet models: torchvision's stage table -------------------------------
@@ -322,15 +385,9 @@ _IMAGENET_STAGES: dict[int, tuple[Block, list[int]]] = {
 }
 
 
-def _imagenet_resnet(depth: int, **kwargs) -> ResNet:
-    block, layers = _IMAGENET_STAGES[depth]
-    return _named(ResNet(block, layers, **kwargs), f"ResNet-{depth}")
-
-
-def _named(model: ResNet, arch: str) -> ResNet:
-    """Attach a human-readable architecture name (shown by the tracer)."""
-    model.arch = arch
-    return model
+def _imagenet_resnet(depth: int, block: Block | None = None, **kwargs) -> ResNet:
+    default_block, layers = _IMAGENET_STAGES[depth]
+    return _named(ResNet(block or default_block, layers, **kwargs), f"ResNet-{depth}")
 
 
 def resnet18(**kwargs) -> ResNet:
@@ -344,8 +401,13 @@ def resnet34(**kwargs) -> ResNet:
 
 
 def resnet50(**kwargs) -> ResNet:
-    """ResNet-50 (25,557,032 parameters), key-for-key torchvision's."""
+    """ResNet-50 (25,557,032 parameters), key-for-key torchvision's ("v1.5": stride on the 3x3)."""
     return _imagenet_resnet(50, **kwargs)
+
+
+def resnet50_v1(**kwargs) -> ResNet:
+    """ResNet-50 as in the paper's Table 1: the stride on each stage's first 1x1 (same parameters)."""
+    return _named(_imagenet_resnet(50, BottleneckV1, **kwargs), "ResNet-50 v1")
 
 
 def resnet101(**kwargs) -> ResNet:
@@ -366,6 +428,7 @@ def cifar_resnet(
     shortcut: Shortcut = "A",
     *,
     plain: bool = False,
+    preact: bool = False,
     in_channels: int = 3,
     num_classes: int = 10,
     **kwargs,
@@ -375,6 +438,9 @@ def cifar_resnet(
     Layers counted as the paper does: 1 stem conv + 3 stages x n blocks x 2
     convs + 1 fully connected = 6n + 2. ResNet-20 therefore has n = 3; a
     "ResNet-20" with 6 blocks per stage is really a 38-layer net.
+    ``plain=True`` builds the same layers from :class:`PlainBlock` (with
+    option A, the plain and residual nets have equal parameter counts);
+    ``preact=True`` builds it from :class:`PreActBlock`.
     """
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
         valid = ", ".join(str(6 * n + 2) for n in range(1, 10))
@@ -382,23 +448,17 @@ def cifar_resnet(
             f"CIFAR ResNet depth must be 6n + 2 (n >= 1), e.g. {valid}, ...; got {depth!r}. "
             f"The paper uses {', '.join(map(str, CIFAR_DEPTHS))}."
         )
+    if plain and preact:
+        raise ValueError("choose plain=True or preact=True, not both: a plain net has no shortcut to pre-activate")
     n = (depth - 2) // 6
-    kind = "plain" if plain else f"ResNet-{depth}"
-    arch = f"CIFAR plain-{depth}" if plain else f"CIFAR {kind} (option {shortcut})"
-    return _named(
-        ResNet(
-            BasicBlock,
-            [n, n, n],
-            (16, 32, 64),
-            stem="cifar",
-            shortcut=shortcut,
-            plain=plain,
-            in_channels=in_channels,
-            num_classes=num_classes,
-            **kwargs,
-        ),
-        arch,
-    )
+    block = PlainBlock if plain else PreActBlock if preact else BasicBlock
+    if plain:
+        arch = f"CIFAR plain-{depth}"
+    else:
+        arch = f"CIFAR {'pre-act ' if preact else ''}ResNet-{depth} (option {shortcut})"
+    model = ResNet(block, [n, n, n], (16, 32, 64), stem="cifar", shortcut=shortcut, in_channels=in_channels,
+                   num_classes=num_classes, **kwargs)  # fmt: skip
+    return _named(model, arch)
 
 
 def resnet20(**kwargs) -> ResNet:
@@ -426,46 +486,20 @@ def resnet110(**kwargs) -> ResNet:
     return cifar_resnet(110, **kwargs)
 
 
-def cifar_model(name: str, **kwargs) -> ResNet:
-    """A CIFAR-family model by name: ``"resnet20"``, ``"resnet14"``, ``"plain56"``."""
-    for prefix, plain in (("resnet", False), ("plain", True)):
-        if name.startswith(prefix) and name[len(prefix) :].isdigit():
-            return cifar_resnet(int(name[len(prefix) :]), plain=plain, **kwargs)
-    raise ValueError(f"model name must look like 'resnet20' or 'plain20' (depth 6n + 2), got {name!r}")
-
-
-def plain_cifar(depth: int, **kwargs) -> ResNet:
-    """The plain counterpart of CIFAR ResNet-``depth``: no shortcuts at all.
-
-    Same layers, same parameter count as option A (whose shortcuts are free).
-    """
-    return cifar_resnet(depth, "A", plain=True, **kwargs)
-
-
 # --- Other ResNet-18 variants used in the book ---------------------------------
 
 
 def d2l_resnet18(in_channels: int = 1, num_classes: int = 10) -> ResNet:
-    """D2L's ResNet-18 (section 8.6) for Fashion-MNIST.
+    """D2L's ResNet-18 (section 8.6 of D2L 1.0) for Fashion-MNIST.
 
     7x7/2 conv (64, biased) + BN + ReLU + 3x3/2 max-pool, four stages of two
     residual blocks (64, 128, 256, 512), global average pool, linear layer.
     Like D2L's ``Residual``, convolutions carry a bias and the 1x1 projection
-    has no BatchNorm, so the parameter count equals ``d2l.ResNet18``'s.
+    has no BatchNorm, so the parameter count equals D2L's network's.
     """
-    return _named(
-        ResNet(
-            BasicBlock,
-            [2, 2, 2, 2],
-            stem="d2l",
-            shortcut="B",
-            in_channels=in_channels,
-            num_classes=num_classes,
-            bias=True,
-            projection_norm=False,
-        ),
-        "D2L ResNet-18",
-    )
+    model = ResNet(BasicBlock, [2, 2, 2, 2], stem="d2l", shortcut="B", in_channels=in_channels,
+                   num_classes=num_classes, bias=True, projection_norm=False)  # fmt: skip
+    return _named(model, "D2L ResNet-18")
 
 
 def cifar_resnet18(in_channels: int = 3, num_classes: int = 10) -> ResNet:
@@ -485,8 +519,33 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 def weighted_layers(model: nn.Module) -> int:
     """Layers as the paper counts depth: convolutions and linear layers on the
     main path, not the projection shortcuts."""
-    count = 0
-    for name, m in model.named_modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)) and ".downsample" not in name:
-            count += 1
-    return count
+    return sum(
+        1
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and ".downsample" not in name
+    )
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode for the ``with`` block, then restore the mode it had."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def randomize_batchnorm(module: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm random scales, shifts and running statistics (as after training), so that
+    comparisons of two networks in eval mode would show a mix-up of BN layers. Returns ``module``."""
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g))
+            m.bias.copy_(torch.rand(m.bias.shape, generator=g) - 0.5)
+            m.running_mean.copy_(0.4 * torch.rand(m.running_mean.shape, generator=g) - 0.2)
+            m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
+    return module

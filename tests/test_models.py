@@ -47,9 +47,12 @@ def test_cifar_family_parameter_counts(depth):
     assert M.count_parameters(M.cifar_resnet(depth, "A")) == CIFAR_PARAMS_A[depth]
     assert M.count_parameters(M.cifar_resnet(depth, "B")) == CIFAR_PARAMS_B[depth]
     assert M.count_parameters(getattr(M, f"resnet{depth}")()) == CIFAR_PARAMS_A[depth]
-    plain = M.plain_cifar(depth)
+    plain = M.cifar_resnet(depth, plain=True)
     assert M.count_parameters(plain) == CIFAR_PARAMS_A[depth]
-    assert not any(m.residual for m in plain.modules() if isinstance(m, M.BasicBlock))
+    assert not any(isinstance(m, (M.BasicBlock, M.ShortcutA)) for m in plain.modules())
+    # Pre-activation: BN moves from the stem to after the last stage and onto each block's input; with
+    # option A the count is the same (He et al. 2016 compare nets of equal size).
+    assert M.count_parameters(M.cifar_resnet(depth, preact=True)) == CIFAR_PARAMS_A[depth]
 
 
 @pytest.mark.parametrize("depth", sorted(CIFAR_PARAMS_A))
@@ -84,18 +87,47 @@ def test_option_c_projects_in_every_block():
     assert M.count_parameters(model) > CIFAR_PARAMS_B[20]
 
 
-def test_plain_net_really_has_no_shortcut():
-    # A plain block's output must not depend on adding the input back.
+def test_plain_block_is_the_basic_block_without_its_addition():
     torch.manual_seed(0)
-    block = M.BasicBlock(8, 8, residual=False).eval()
+    plain = M.PlainBlock(8, 8).eval()
     residual = M.BasicBlock(8, 8).eval()
-    residual.load_state_dict(block.state_dict())
+    residual.load_state_dict(plain.state_dict())  # same names, same shapes
     x = torch.randn(1, 8, 6, 6)
     with torch.no_grad():
-        assert not torch.allclose(block(x), residual(x))
-        torch.testing.assert_close(
-            residual(x), torch.relu(residual.bn2(residual.conv2(torch.relu(residual.bn1(residual.conv1(x))))) + x)
-        )
+        branch = residual.bn2(residual.conv2(torch.relu(residual.bn1(residual.conv1(x)))))
+        torch.testing.assert_close(plain(x), torch.relu(branch))
+        torch.testing.assert_close(residual(x), torch.relu(branch + x))
+
+
+def test_preact_block_adds_its_input_with_nothing_after():
+    torch.manual_seed(0)
+    block = M.PreActBlock(8, 8).eval()
+    x = torch.randn(2, 8, 6, 6)
+    with torch.no_grad():
+        branch = block.conv2(torch.relu(block.bn2(block.conv1(torch.relu(block.bn1(x))))))
+        torch.testing.assert_close(block(x), branch + x)
+        assert (block(x) < 0).any()  # no ReLU after the sum: negative outputs survive
+
+
+def test_preact_network_has_bn_relu_after_the_last_stage_not_after_the_stem():
+    model = M.cifar_resnet(20, preact=True)
+    assert isinstance(model.bn1, nn.Identity) and isinstance(model.relu, nn.Identity)
+    assert isinstance(model.final_norm[0], nn.BatchNorm2d) and model.final_norm[0].num_features == 64
+    assert model.arch == "CIFAR pre-act ResNet-20 (option A)"
+    with pytest.raises(ValueError, match="plain=True or preact=True"):
+        M.cifar_resnet(20, plain=True, preact=True)
+
+
+def test_resnet50_v1_moves_the_stride_to_the_first_1x1_and_costs_fewer_macs():
+    from resnet_lab.trace import trace
+
+    v15, v1 = M.resnet50(), M.resnet50_v1()
+    assert M.count_parameters(v1) == M.count_parameters(v15) == IMAGENET_PARAMS[50]
+    assert v1.layer2[0].conv1.stride == (2, 2) and v1.layer2[0].conv2.stride == (1, 1)
+    assert v15.layer2[0].conv1.stride == (1, 1) and v15.layer2[0].conv2.stride == (2, 2)
+    macs_v1 = trace(v1, (1, 3, 224, 224)).total_macs
+    assert macs_v1 == 3_857_973_248  # the paper's Table 1 says 3.8e9 FLOPs (multiply-adds)
+    assert trace(v15, (1, 3, 224, 224)).total_macs - macs_v1 == 231_211_008
 
 
 def test_d2l_resnet18_stage_shapes_on_224():
@@ -247,9 +279,23 @@ def test_bad_constructor_arguments():
         M.ResNet(M.BasicBlock, [2, 2], (16, 32, 64))
 
 
-def test_zero_init_residual_makes_blocks_start_as_identity():
-    model = M.resnet20(zero_init_residual=True).eval()
-    block = model.layer1[1]
+@pytest.mark.parametrize("preact", [False, True])
+def test_zero_init_residual_makes_blocks_start_as_identity(preact):
+    model = M.cifar_resnet(20, preact=preact, zero_init_residual=True).eval()
     x = torch.relu(torch.randn(1, 16, 8, 8))
     with torch.no_grad():
-        torch.testing.assert_close(block(x), x)
+        for block in model.layer1:
+            torch.testing.assert_close(block(x), x)
+    with pytest.raises(ValueError, match="PlainBlock has no shortcut"):
+        M.cifar_resnet(20, plain=True, zero_init_residual=True)
+
+
+def test_evaluating_restores_the_mode_it_found():
+    model = M.resnet20().train()
+    with M.evaluating(model):
+        assert not model.training and not model.layer1[0].bn1.training
+    assert model.training
+    model.eval()
+    with M.evaluating(model):
+        pass
+    assert not model.training

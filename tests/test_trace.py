@@ -22,6 +22,13 @@ def test_resnet50_macs_match_torchvisions_published_gflops():
     assert abs(t.total_macs - published) / published < 0.01
 
 
+def test_resnet18_total_macs_match_torchvisions_module_for_module():
+    ours = trace(M.resnet18(), (1, 3, 224, 224), depth="stages")
+    theirs = trace(torchvision.models.resnet18(), (1, 3, 224, 224), depth="stages")
+    assert [(r.path, r.output_shape, r.macs) for r in ours.rows] == [(r.path, r.output_shape, r.macs)
+                                                                     for r in theirs.rows]  # fmt: skip
+
+
 @pytest.mark.parametrize("ctor", [M.resnet20, M.d2l_resnet18, M.resnet50])
 def test_parameter_total_equals_numel_sum(ctor):
     model = ctor()
@@ -63,6 +70,42 @@ def test_depths_select_stages_blocks_or_every_layer():
     assert "layer2.0.downsample" in {r.path for r in layers.rows}
     assert stages.row("layer3").output_shape == (1, 64, 8, 8)
     assert stages.total_macs == blocks.total_macs == layers.total_macs
+
+
+def test_rows_follow_call_order_and_list_every_call():
+    rows = trace(M.BasicBlock(8, 8), (1, 8, 6, 6), depth="layers").rows
+    assert [(r.name, r.type, r.call) for r in rows] == [
+        ("conv1", "Conv2d", 1), ("bn1", "BatchNorm2d", 1), ("relu", "ReLU", 1), ("conv2", "Conv2d", 1),
+        ("bn2", "BatchNorm2d", 1), ("+", "add", 1), ("relu", "ReLU", 2),
+    ]  # fmt: skip
+    assert rows[-1].label == "ReLU (call 2)"
+
+
+def test_each_addition_is_a_row_with_both_operand_shapes():
+    t = trace(M.resnet20(), (1, 3, 32, 32), depth="layers")
+    adds = t.additions()
+    assert len(adds) == 9  # one per BasicBlock
+    first_of_stage2 = t.row("layer2.0.+")
+    assert first_of_stage2.operands == ((1, 32, 16, 16), (1, 32, 16, 16))
+    assert first_of_stage2.output_shape == (1, 32, 16, 16) and first_of_stage2.depth == 3
+    assert "1x32x16x16 + 1x32x16x16" in t.to_text()
+    # An addition sits one level below its block: hidden at depth "blocks", shown at "layers".
+    assert not [r for r in trace(M.resnet20(), (1, 3, 32, 32), depth="blocks").rows if r.is_addition]
+
+
+def test_failing_addition_shows_both_shapes():
+    class PaddedBottleneck(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 1, padding=1)
+
+        def forward(self, x):
+            return self.conv(x) + x
+
+    t = trace(PaddedBottleneck(), (1, 4, 6, 6), depth="layers", raise_errors=False)
+    add = t.rows[-1]
+    assert add.is_addition and add.operands == ((1, 4, 8, 8), (1, 4, 6, 6)) and add.output_shape is None
+    assert "must match" in t.error
 
 
 def test_text_rendering_lists_shapes_and_totals():
