@@ -1,9 +1,8 @@
-"""Offline-first Fashion-MNIST and CIFAR-10, and a loader that lives on the device.
+"""Offline-first Fashion-MNIST and CIFAR-10, read into memory as uint8 tensors.
 
-Data sets are read into memory as uint8 tensors (:class:`ImageSet`) by small
-readers of the original file formats (IDX for Fashion-MNIST, CIFAR-10's
-"python version" pickles), so no network and no torchvision ``Dataset`` is
-needed. Where data is looked for, in order:
+Small readers of the original file formats (IDX for Fashion-MNIST, CIFAR-10's
+"python version" pickles) return an :class:`ImageSet`, so no network and no
+torchvision ``Dataset`` is needed. Where data is looked for, in order:
 
 1. the ``root`` argument, else the ``RESNET_LAB_DATA`` environment variable,
    else ``../data`` (D2L's convention, relative to the working directory, so a
@@ -14,27 +13,22 @@ needed. Where data is looked for, in order:
 3. a download through torchvision into the root, where the machine is online.
 
 When every place fails, one error names each place looked and how to fix it.
-
-:class:`DeviceLoader` keeps a whole (sub)set on one device and yields batches
-as slices of a seeded permutation, with augmentation done on the batch
-(after airbench's CIFAR loader). The chapters "Training on Fashion-MNIST" and
-"Training on CIFAR-10" use both.
+Batches come from :class:`resnet_lab.loader.DeviceLoader`.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import pickle
 import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchvision.datasets.utils import calculate_md5
 
 __all__ = [
     "ImageSet",
@@ -45,7 +39,8 @@ __all__ = [
     "load_cifar10",
     "load_dataset",
     "prepare_fashion_mnist",
-    "DeviceLoader",
+    "balanced_indices",
+    "select_classes",
     "FASHION_CLASSES",
     "CIFAR10_CLASSES",
     "DEBIAN_FASHION_DIR",
@@ -62,8 +57,8 @@ _FASHION_FILES = {
     False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 # md5 sums of CIFAR-10's python-batch files: the official release (the sums
-# torchvision checks) and the 5,000/1,000 subset used offline (first 1,000
-# images of each official batch; see shared/data/README.md).
+# torchvision checks) and the 5,000/1,000 subset used offline (the first 1,000
+# images of each official batch).
 _CIFAR_MD5 = {
     "official": {
         "data_batch_1": "c99cafc152244af753f735de768cd75f",
@@ -82,6 +77,7 @@ _CIFAR_MD5 = {
         "test_batch": "2c93d7bbab0bcf80ede1f1738c300d33",
     },
 }
+_RELEASE_NAMES = {"official": "official release", "subset-5k": "real 5,000/1,000 subset"}
 # Per-channel statistics of the training sets, for normalisation.
 _STATS = {
     "fashion_mnist": ((0.2860,), (0.3530,)),
@@ -99,7 +95,11 @@ class DataCorruptError(ValueError):
 
 @dataclass
 class ImageSet:
-    """A labelled image set held in memory: uint8 images (N, C, H, W), int64 labels."""
+    """A labelled image set held in memory: uint8 images (N, C, H, W), int64 labels.
+
+    ``source`` is the folder the files came from; ``origin`` says in words
+    which copy that was (for example "real 5,000/1,000 subset").
+    """
 
     name: str
     images: torch.Tensor
@@ -109,6 +109,7 @@ class ImageSet:
     train: bool
     mean: tuple[float, ...] = field(default=(0.5,))
     std: tuple[float, ...] = field(default=(0.5,))
+    origin: str = ""
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -123,7 +124,8 @@ class ImageSet:
     def describe(self) -> str:
         split = "train" if self.train else "test"
         c, h, w = self.shape
-        return f"{self.name} {split}: {len(self):,} images of {c}x{h}x{w} from {self.source}"
+        where = self.origin or Path(self.source).name or self.source
+        return f"{self.name} {split}: {len(self):,} images of {c}x{h}x{w} ({where})"
 
     def __repr__(self) -> str:
         return f"ImageSet({self.describe()})"
@@ -178,8 +180,8 @@ def prepare_fashion_mnist(root: str | os.PathLike | None = None, download: bool 
 
     Decompresses Debian's files into ``<root>/FashionMNIST/raw/``. torchvision
     finds the decompressed files there and skips its download, so
-    ``torchvision.datasets.FashionMNIST(root, download=True)`` and
-    ``d2l.load_data_fashion_mnist`` (``root = ../data``) both work offline.
+    ``torchvision.datasets.FashionMNIST(root, download=True)`` and d2l's
+    ``FashionMNIST`` data module (``root = ../data``) both work offline.
     Where Debian's files are missing and ``download`` is true (Colab), the
     files are downloaded there by torchvision instead. Returns the raw folder.
     Existing files are left as they are.
@@ -225,6 +227,10 @@ def _download_fashion(root: Path, train: bool) -> Path:
     return root / "FashionMNIST" / "raw"
 
 
+def _fashion_origin(directory: Path) -> str:
+    return "Debian's dataset-fashion-mnist" if directory == DEBIAN_FASHION_DIR else f"files in {directory.name}/"
+
+
 def load_fashion_mnist(
     train: bool = True,
     root: str | os.PathLike | None = None,
@@ -237,19 +243,18 @@ def load_fashion_mnist(
     base = data_root(root)
     images_stem, labels_stem = _FASHION_FILES[train]
     looked: list[str] = []
-    candidates = [*_fashion_dirs(base), DEBIAN_FASHION_DIR]
-    for directory in candidates:
+    for directory in [*_fashion_dirs(base), DEBIAN_FASHION_DIR]:
         img, lab = _find_idx(directory, images_stem), _find_idx(directory, labels_stem)
         looked.append(str(directory))
         if img and lab:
-            return _fashion_set(img, lab, train, str(directory), subset, resize, seed)
+            return _fashion_set(img, lab, train, directory, _fashion_origin(directory), subset, resize, seed)
     download_note = "download disabled"
     if download:
         try:
             directory = _download_fashion(base, train)
             img, lab = _find_idx(directory, images_stem), _find_idx(directory, labels_stem)
             if img and lab:
-                return _fashion_set(img, lab, train, f"{directory} (downloaded)", subset, resize, seed)
+                return _fashion_set(img, lab, train, directory, "downloaded by torchvision", subset, resize, seed)
         except Exception as exc:  # noqa: BLE001 - reported below, with every place looked
             download_note = f"download failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     raise DataNotFoundError(
@@ -263,25 +268,17 @@ def load_fashion_mnist(
     )
 
 
-def _fashion_set(img: Path, lab: Path, train: bool, source: str, subset, resize, seed) -> ImageSet:
+def _fashion_set(img: Path, lab: Path, train: bool, folder: Path, origin: str, subset, resize, seed) -> ImageSet:
     images = torch.from_numpy(_read_idx(img).copy()).unsqueeze(1)
     labels = torch.from_numpy(_read_idx(lab).astype(np.int64))
     if len(images) != len(labels):
         raise DataCorruptError(f"{img} holds {len(images)} images but {lab} holds {len(labels)} labels")
     mean, std = _STATS["fashion_mnist"]
-    data = ImageSet("Fashion-MNIST", images, labels, FASHION_CLASSES, source, train, mean, std)
+    data = ImageSet("Fashion-MNIST", images, labels, FASHION_CLASSES, str(folder), train, mean, std, origin)
     return _finish(data, subset, resize, seed)
 
 
 # --- CIFAR-10 -----------------------------------------------------------------
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -300,7 +297,7 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _cifar_release(folder: Path, files: list[str]) -> str:
     """Which known release the batch files belong to; error if none matches."""
-    sums = {name: _md5(folder / name) for name in files}
+    sums = {name: calculate_md5(str(folder / name)) for name in files}
     for release, known in _CIFAR_MD5.items():
         if all(known[name] == s for name, s in sums.items()):
             return release
@@ -330,7 +327,7 @@ def load_cifar10(
     download: bool = True,
     seed: int = 0,
 ) -> ImageSet:
-    """CIFAR-10 (Krizhevsky 2009), 50,000/10,000 32x32 colour images, or the 5k/1k offline subset."""
+    """CIFAR-10 (Krizhevsky 2009): 50,000/10,000 32x32 colour images, or the 5k/1k offline subset."""
     base = data_root(root)
     files = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
     candidates = [base / "cifar-10-batches-py", base / "cifar10-subset" / "cifar-10-batches-py", base]
@@ -353,8 +350,7 @@ def load_cifar10(
         + "\n  - ".join(looked)
         + f"\n  - torchvision download into {base}: {download_note}\n"
         "Fix it by one of: running where the internet is reachable (the full set downloads, 163 MB); "
-        "setting RESNET_LAB_DATA (or root=) to a folder holding cifar-10-batches-py/ "
-        "(offline here: the 5k/1k subset in shared/data/cifar10-subset)."
+        "or setting RESNET_LAB_DATA (or root=) to a folder holding cifar-10-batches-py/."
     )
 
 
@@ -363,10 +359,9 @@ def _cifar_set(folder: Path, files, train, subset, resize, seed, downloaded: boo
     parts = [_read_cifar_batch(folder / name) for name in files]
     images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
     labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
-    source = f"{folder} ({'official release' if release == 'official' else 'real 5,000/1,000 subset'}"
-    source += ", downloaded)" if downloaded else ")"
+    origin = _RELEASE_NAMES[release] + (", downloaded" if downloaded else "")
     mean, std = _STATS["cifar10"]
-    data = ImageSet("CIFAR-10", images, labels, CIFAR10_CLASSES, source, train, mean, std)
+    data = ImageSet("CIFAR-10", images, labels, CIFAR10_CLASSES, str(folder), train, mean, std, origin)
     return _finish(data, subset, resize, seed)
 
 
@@ -379,7 +374,7 @@ def load_dataset(name: str, train: bool = True, **kwargs) -> ImageSet:
     return loaders[key](train=train, **kwargs)
 
 
-# --- Subsets and resizing ---------------------------------------------------------
+# --- Subsets, class selections and resizing ----------------------------------------
 
 
 def balanced_indices(labels: torch.Tensor, size: int, num_classes: int, seed: int = 0) -> torch.Tensor:
@@ -409,6 +404,30 @@ def balanced_indices(labels: torch.Tensor, size: int, num_classes: int, seed: in
     return chosen.sort().values
 
 
+def select_classes(data: ImageSet, classes: list[str] | tuple[str, ...], per_class: int | None = None,
+                   seed: int = 0) -> ImageSet:  # fmt: skip
+    """The images of ``classes`` only, relabelled 0..k-1 in the order given; at most ``per_class`` each.
+
+    Used by the chapter "Transfer learning" to split Fashion-MNIST into a
+    source task and a target task with few labels per class.
+    """
+    unknown = [c for c in classes if c not in data.classes]
+    if unknown:
+        raise ValueError(f"unknown classes {unknown}; {data.name} has {list(data.classes)}")
+    g = torch.Generator().manual_seed(seed)
+    keep, labels = [], []
+    for new, name in enumerate(classes):
+        idx = (data.labels == data.classes.index(name)).nonzero().squeeze(1)
+        if per_class is not None:
+            if per_class > len(idx):
+                raise ValueError(f"per_class={per_class} but class {name!r} has only {len(idx)} images here")
+            idx = idx[torch.randperm(len(idx), generator=g)[:per_class]].sort().values
+        keep.append(idx)
+        labels.append(torch.full((len(idx),), new, dtype=torch.long))
+    order = torch.cat(keep)
+    return replace(data, images=data.images[order], labels=torch.cat(labels), classes=tuple(classes))
+
+
 def resize_images(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
     """Bilinear resize of uint8 images (N, C, H, W) to ``size`` x ``size``, kept uint8."""
     out = []
@@ -428,115 +447,3 @@ def _finish(data: ImageSet, subset: int | None, resize: int | None, seed: int) -
         if resize != data.images.shape[-1]:
             data.images = resize_images(data.images, resize)
     return data
-
-
-# --- The loader ----------------------------------------------------------------
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` means CUDA where available, else CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-class DeviceLoader:
-    """Batches of a whole :class:`ImageSet` kept as tensors on one device.
-
-    Each epoch draws a permutation from a generator seeded by ``(seed,
-    epoch)``, so a run resumed at epoch ``e`` sees exactly the batches an
-    uninterrupted run would (call :meth:`set_epoch`; iterating also advances
-    it). Augmentation works on whole batches: ``"crop_flip"`` pads by 4 pixels
-    (zeros) and takes a random 32x32 crop plus a horizontal flip (He et al.
-    2015, section 4.2); ``"flip"`` only flips. Batches come out as float,
-    normalised with the set's mean and std, or with ``normalize=False`` only
-    scaled to [0, 1] (what ``transforms.ToTensor`` gives, as in D2L).
-    ``d2l.train_ch6`` and ``d2l.evaluate_accuracy_gpu`` accept it as it is.
-    """
-
-    def __init__(
-        self,
-        data: ImageSet,
-        batch_size: int = 128,
-        *,
-        shuffle: bool | None = None,
-        augment: str | None = None,
-        normalize: bool = True,
-        device: str | torch.device = "auto",
-        seed: int = 0,
-        drop_last: bool = False,
-        channels_last: bool = True,
-    ) -> None:
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if augment not in (None, "flip", "crop_flip"):
-            raise ValueError(f"augment must be None, 'flip' or 'crop_flip', got {augment!r}")
-        self.data = data
-        self.device = resolve_device(device)
-        self.batch_size = batch_size
-        self.shuffle = data.train if shuffle is None else shuffle
-        self.augment = augment
-        self.drop_last = drop_last
-        self.seed = seed
-        self.epoch = 0
-        # channels_last: measured ~20% faster for ResNet-20 training on 2 CPU
-        # cores, and what cuDNN's tensor-core kernels want on a GPU.
-        self.channels_last = channels_last
-        self.images = data.images.to(self.device)
-        self.labels = data.labels.to(self.device)
-        shape = (1, -1, 1, 1)
-        self._mean = torch.tensor(data.mean, device=self.device).view(shape) * 255 if normalize else None
-        self._std = torch.tensor(data.std, device=self.device).view(shape) * 255 if normalize else None
-
-    def __len__(self) -> int:
-        n = len(self.labels)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    @property
-    def num_images(self) -> int:
-        return len(self.labels)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose permutation and augmentation come next."""
-        self.epoch = epoch
-
-    def _generator(self) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        g = self._generator()
-        n = len(self.labels)
-        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
-        order = order.to(self.device)
-        self.epoch += 1
-        for b in range(len(self)):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            x = self.images[idx]
-            if self.augment:
-                x = self._augment(x, g)
-            x = x.float()
-            x = (x - self._mean) / self._std if self._mean is not None else x / 255
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x, self.labels[idx]
-
-    def _augment(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        n, _, h, w = x.shape
-        if self.augment == "crop_flip":
-            pad = 4
-            padded = F.pad(x, (pad, pad, pad, pad))
-            dy = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
-            dx = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
-            rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-            cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-            batch = torch.arange(n, device=x.device)[:, None, None, None]
-            chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-            x = padded[batch, chan, rows, cols]
-        flip = (torch.rand(n, generator=g) < 0.5).to(x.device)[:, None, None, None]
-        return torch.where(flip, x.flip(3), x)
-
-    def __repr__(self) -> str:
-        return (
-            f"DeviceLoader({self.data.describe()}; batch {self.batch_size}, {len(self)} batches, "
-            f"augment={self.augment}, device={self.device})"
-        )

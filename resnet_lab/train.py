@@ -1,14 +1,14 @@
-"""Training: ``fit`` with the paper's schedule, resumable checkpoints, a history.
+"""Training: ``fit`` one network with a :class:`~resnet_lab.recipes.Recipe`, resumably.
 
-``fit(model, train, test, epochs=...)`` trains with SGD + momentum. The
-learning rate follows the paper's step schedule (lr divided by 10 at 50% and
-75% of training; He et al. 2015, section 4.2), or a one-cycle or cosine
-schedule, set per iteration. At the end of every epoch it writes a
-checkpoint atomically (temporary file, then rename); called again with the
-same checkpoint path it resumes from there and, on the CPU with a fixed seed,
+``fit(model, train, test, recipe=PAPER, epochs=...)`` trains with SGD, sets
+the learning rate every iteration (:func:`lr_at`), records a
+:class:`History`, and at the end of every epoch writes a checkpoint
+atomically (temporary file, then rename). Called again with the same
+checkpoint path it resumes from there and, on the CPU with a fixed seed,
 ends with exactly the weights and history of a run that was never
-interrupted. The chapters "Training on Fashion-MNIST", "Training on CIFAR-10"
-and "The degradation experiment" all train through it.
+interrupted. Mixed precision (bf16, or fp16 with loss scaling) runs through
+``torch.autocast``, on a GPU or on the CPU. Planning, probing and run
+folders live in :mod:`resnet_lab.runs`; the chapters on training use both.
 """
 
 from __future__ import annotations
@@ -26,14 +26,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import resolve_device
+from .loader import resolve_device
+from .models import evaluating
+from .recipes import SCHEDULES, Recipe
 
 __all__ = [
-    "EpochRecord", "History", "fit", "evaluate", "predict", "lr_at",
-    "save_model", "load_model", "CheckpointMismatchError",
+    "EpochRecord", "History", "fit", "train_one_epoch", "evaluate", "predict", "lr_at", "param_groups",
+    "resolve_precision", "save_model", "load_model", "atomic_save", "CheckpointMismatchError",
 ]  # fmt: skip
 
-SCHEDULES = ("step", "onecycle", "cosine", "constant")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 class CheckpointMismatchError(ValueError):
@@ -57,7 +59,7 @@ class EpochRecord:
 
 @dataclass
 class History:
-    """Per-epoch records of a run, plus what the run was (model, data, device)."""
+    """Per-epoch records of a run, plus what the run was (model, data, device, precision)."""
 
     records: list[EpochRecord] = field(default_factory=list)
     info: dict = field(default_factory=dict)
@@ -77,6 +79,11 @@ class History:
             raise ValueError("this history has no epochs yet")
         return self.records[-1]
 
+    @property
+    def seconds(self) -> float:
+        """Training time summed over the epochs (test passes excluded)."""
+        return sum(r.seconds for r in self.records)
+
     def to_dict(self) -> dict:
         return {"records": [asdict(r) for r in self.records], "info": self.info, "steps": self.steps}
 
@@ -85,7 +92,7 @@ class History:
         return cls([EpochRecord(**r) for r in d["records"]], dict(d.get("info", {})), list(d.get("steps", [])))
 
     def save(self, path: str | os.PathLike) -> None:
-        _atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1))
+        atomic_save(json.dumps(self.to_dict(), indent=1), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> History:
@@ -96,13 +103,13 @@ class History:
         import matplotlib.pyplot as plt
 
         if ax is None:
-            _, ax = plt.subplots(figsize=(5, 3.2))
+            _, ax = plt.subplots(figsize=(6.4, 3.6))
         epochs = self.column("epoch")
-        (line,) = ax.plot(epochs, [100 * e for e in self.column("train_error")], lw=1, label=f"{label} train".strip(),
-                          **kwargs)  # fmt: skip
+        train = [100 * e for e in self.column("train_error")]
+        (line,) = ax.plot(epochs, train, lw=1.2, label=f"{label} train".strip(), **kwargs)
         if any(e is not None for e in self.column("test_error")):
-            ax.plot(epochs, [None if e is None else 100 * e for e in self.column("test_error")], lw=2.5,
-                    color=line.get_color(), label=f"{label} test".strip())  # fmt: skip
+            test = [None if e is None else 100 * e for e in self.column("test_error")]
+            ax.plot(epochs, test, lw=2.8, color=line.get_color(), label=f"{label} test".strip())
         ax.set_xlabel("epoch")
         ax.set_ylabel("error (%)")
         ax.legend()
@@ -114,14 +121,17 @@ def lr_at(step: int, total_steps: int, lr: float, schedule: str = "step", warmup
 
     ``step``: lr, then lr/10 from 50% and lr/100 from 75% of training (the
     paper's 32k/48k of 64k iterations, scaled). ``onecycle``: linear up from
-    lr/25 to lr over the first 25%, then cosine down to lr/1e4 (Smith 2018).
-    ``cosine``: optional linear warm-up, then cosine to zero.
+    lr/25 to lr over the first 25%, then cosine down to lr/1e4 (Smith & Topin
+    2019). ``cosine``: cosine to zero. ``warmup`` steps ramp linearly first
+    (step, cosine and constant schedules).
     """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if schedule != "onecycle" and step < warmup:
+        return lr * (step + 1) / warmup
     if schedule == "constant":
         return lr
     if schedule == "step":
-        if step < warmup:
-            return lr * (step + 1) / warmup
         frac = step / total_steps
         return lr * (0.01 if frac >= 0.75 else 0.1 if frac >= 0.5 else 1.0)
     if schedule == "onecycle":
@@ -130,77 +140,202 @@ def lr_at(step: int, total_steps: int, lr: float, schedule: str = "step", warmup
             return lr / 25 + (lr - lr / 25) * step / up
         t = (step - up) / max(1, total_steps - up)
         return lr / 1e4 + (lr - lr / 1e4) * 0.5 * (1 + math.cos(math.pi * t))
-    if schedule == "cosine":
-        if step < warmup:
-            return lr * (step + 1) / warmup
-        t = (step - warmup) / max(1, total_steps - warmup)
-        return lr * 0.5 * (1 + math.cos(math.pi * t))
-    raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    t = (step - warmup) / max(1, total_steps - warmup)
+    return lr * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"auto"``: fp32 on the CPU; on a GPU bf16 from compute capability 8.0 (Ampere) up, else fp16.
 
-
-def _fingerprint(model: nn.Module) -> dict:
-    shapes = [[k, list(v.shape)] for k, v in model.state_dict().items()]
-    return {"arch": str(getattr(model, "arch", type(model).__name__)), "shapes": shapes}
+    ``torch.cuda.is_bf16_supported()`` also counts emulated bf16, which is
+    slow: a T4 (capability 7.5, Colab's free GPU) has fp16 tensor cores only,
+    so it gets fp16 with loss scaling. Explicit ``"bf16"``/``"fp16"`` are
+    honoured on any device (autocast runs on the CPU too).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
 
 
 def _autocast(device: torch.device, precision: str):
-    if precision == "fp32" or device.type != "cuda":
+    if precision == "fp32":
         return nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
-def _resolve_precision(precision: str, device: torch.device) -> str:
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}")
-    if device.type != "cuda":
-        return "fp32"
-    if precision == "auto":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return precision
+def param_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
+    """Optimizer groups: weight decay on weights only (not BN parameters and biases), and the
+    backbone at ``recipe.backbone_lr_scale`` of the head's rate. Frozen parameters are left out."""
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups.setdefault((p.ndim > 1, name.startswith("fc.")), []).append(p)
+    return [
+        {"params": params, "weight_decay": recipe.weight_decay if decay else 0.0,
+         "lr_scale": 1.0 if head else recipe.backbone_lr_scale}
+        for (decay, head), params in groups.items()
+    ]  # fmt: skip
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, loader: Iterable, device: str | torch.device = "auto",
-             precision: str = "fp32") -> tuple[float, float]:  # fmt: skip
-    """Mean cross-entropy loss and error (fraction wrong) of ``model`` on ``loader``."""
-    device = resolve_device(device)
-    was_training = model.training
-    model.eval()
-    loss_sum, wrong, n = 0.0, 0, 0
-    with _autocast(device, _resolve_precision(precision, device)):
-        for x, y in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            out = model(x).float()
-            loss_sum += F.cross_entropy(out, y, reduction="sum").item()
-            wrong += (out.argmax(1) != y).sum().item()
-            n += len(y)
-    model.train(was_training)
-    if n == 0:
-        raise ValueError("evaluate() got an empty loader")
-    return loss_sum / n, wrong / n
+def set_train_mode(model: nn.Module) -> None:
+    """``model.train()``, except modules marked ``frozen_eval`` (frozen BatchNorm) stay in eval mode."""
+    model.train()
+    for m in model.modules():
+        if getattr(m, "frozen_eval", False):
+            m.eval()
 
 
-@torch.no_grad()
-def predict(
-    model: nn.Module, loader: Iterable, device: str | torch.device = "auto"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class probabilities (N, classes) and true labels for every batch of ``loader``, on the CPU."""
-    device = resolve_device(device)
-    was_training = model.training
-    model.eval()
-    probs, labels = [], []
+class Meter:
+    """Running sums of loss, errors and images, kept on the device (no sync per step)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss = torch.zeros((), device=device)
+        self.wrong = torch.zeros((), device=device, dtype=torch.long)
+        self.images = 0
+
+    def add(self, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        self.loss += loss.detach() * len(y)
+        self.wrong += (out.detach().argmax(1) != y).sum()
+        self.images += len(y)
+
+    def averages(self) -> tuple[float, float]:
+        """Mean loss and error fraction since the meter was made."""
+        return self.loss.item() / self.images, self.wrong.item() / self.images
+
+
+def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, scaler, *,
+                    rate: Callable[[int], float], step: int, precision: str, label_smoothing: float,
+                    history: History, log_every: int, on_step: Callable[[int], None] | None = None,
+                    bar=None) -> tuple[Meter, int]:  # fmt: skip
+    """One pass over ``loader``: forward, loss, backward, step, with the rate set per iteration."""
+    device = next(model.parameters()).device
+    set_train_mode(model)
+    epoch, window = Meter(device), Meter(device)
     for x, y in loader:
-        probs.append(F.softmax(model(x.to(device)).float(), dim=1).cpu())
-        labels.append(y.cpu())
-    model.train(was_training)
-    return torch.cat(probs), torch.cat(labels)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        for group in optimizer.param_groups:
+            group["lr"] = rate(step) * group["lr_scale"]
+        with _autocast(device, precision):
+            out = model(x)
+            loss = F.cross_entropy(out.float(), y, label_smoothing=label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        epoch.add(loss, out, y)
+        window.add(loss, out, y)
+        step += 1
+        if step % log_every == 0:
+            loss_avg, error = window.averages()
+            history.steps.append({"step": step, "train_loss": loss_avg, "train_error": error})
+            window = Meter(device)
+        if bar is not None:
+            bar.update(1)
+        if on_step is not None:
+            on_step(step)
+    return epoch, step
+
+
+def fit(
+    model: nn.Module,
+    train: Iterable,
+    test: Iterable | None = None,
+    *,
+    recipe: Recipe,
+    epochs: int,
+    device: str | torch.device = "auto",
+    precision: str = "auto",
+    checkpoint: str | os.PathLike | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
+    log_every: int | None = None,
+    eval_every: int = 1,
+) -> History:
+    """Train ``model`` for ``epochs`` epochs with ``recipe``; returns the :class:`History`.
+
+    Args:
+        train, test: iterables of ``(images, labels)`` batches with a
+            ``len()``, e.g. :class:`resnet_lab.loader.DeviceLoader`; a loader
+            with ``set_epoch`` gets the epoch before each pass, which makes a
+            resumed run draw the same batches. (The recipe's batch size and
+            augmentation are the loader's business.)
+        precision: see :func:`resolve_precision`; recorded in ``history.info``.
+        checkpoint: a file path, written at the end of every epoch. If it
+            exists when ``fit`` starts, training resumes from it (it must
+            have been written for the same architecture, else
+            :class:`CheckpointMismatchError`, and the file is left alone).
+        on_step: called with the global step after every iteration.
+        log_every: add a point to ``history.steps`` every this many steps
+            (default: five points per epoch).
+        eval_every: test every this many epochs, and after the last (runs
+            of many tiny epochs, as with few labels, test less often).
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    steps_per_epoch = len(train)  # type: ignore[arg-type]
+    if steps_per_epoch == 0:
+        raise ValueError("the training loader yields no batches (is the data set smaller than one batch?)")
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
+    torch.manual_seed(seed)
+    model.to(device)
+    if getattr(train, "channels_last", False):
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(param_groups(model, recipe), lr=recipe.lr, momentum=recipe.momentum,
+                                nesterov=recipe.nesterov)  # fmt: skip
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    total_steps = epochs * steps_per_epoch
+    warmup = round(recipe.warmup_epochs * steps_per_epoch)
+
+    def rate(step: int) -> float:
+        return lr_at(step, total_steps, recipe.lr, recipe.schedule, warmup)
+
+    history = History()
+    start_epoch = 0
+    ckpt_path = Path(checkpoint) if checkpoint is not None else None
+    if ckpt_path is not None and ckpt_path.exists():
+        start_epoch = _load_checkpoint(ckpt_path, model, optimizer, scaler, history, device)
+    history.info.update(
+        arch=str(getattr(model, "arch", type(model).__name__)), params=sum(p.numel() for p in model.parameters()),
+        trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        device=str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        precision=precision, epochs=epochs, recipe=recipe.name, schedule=recipe.schedule, lr=recipe.lr,
+        batch_size=getattr(train, "batch_size", None), train_images=getattr(train, "num_images", None),
+        test_images=getattr(test, "num_images", None),
+    )  # fmt: skip
+    log_every = log_every or max(1, steps_per_epoch // 5)
+    step = start_epoch * steps_per_epoch
+    for epoch in range(start_epoch, epochs):
+        if hasattr(train, "set_epoch"):
+            train.set_epoch(epoch)
+        bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress)
+        _synchronize(device)
+        t0 = time.perf_counter()
+        meter, step = train_one_epoch(model, train, optimizer, scaler, rate=rate, step=step, precision=precision,
+                                      label_smoothing=recipe.label_smoothing, history=history,
+                                      log_every=log_every, on_step=on_step, bar=bar)  # fmt: skip
+        _synchronize(device)
+        seconds = time.perf_counter() - t0
+        if bar is not None:
+            bar.close()
+        tested = test is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs)
+        test_loss, test_error = evaluate(model, test, device, precision) if tested else (None, None)
+        train_loss, train_error = meter.averages()
+        history.records.append(EpochRecord(epoch + 1, step, rate(step - 1), train_loss, train_error, test_loss,
+                                           test_error, meter.images / seconds, seconds))  # fmt: skip
+        if ckpt_path is not None:
+            _save_checkpoint(ckpt_path, model, optimizer, scaler, history, epoch + 1)
+    return history
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -211,202 +346,93 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, leave=False, unit="batch")
 
 
-def fit(
-    model: nn.Module,
-    train: Iterable,
-    test: Iterable | None = None,
-    *,
-    epochs: int,
-    lr: float = 0.1,
-    momentum: float = 0.9,
-    weight_decay: float = 1e-4,
-    nesterov: bool = False,
-    schedule: str = "step",
-    warmup_steps: int = 0,
-    label_smoothing: float = 0.0,
-    device: str | torch.device = "auto",
-    precision: str = "auto",
-    checkpoint: str | os.PathLike | None = None,
-    seed: int = 0,
-    progress: bool = True,
-    on_step: Callable[[int], None] | None = None,
-    log_every: int | None = None,
-    history: History | None = None,
-) -> History:
-    """Train ``model`` for ``epochs`` epochs; returns the :class:`History`.
-
-    Args:
-        train, test: iterables of ``(images, labels)`` batches with a
-            ``len()``, e.g. :class:`resnet_lab.data.DeviceLoader`; a loader
-            with ``set_epoch`` gets the epoch before each pass, which makes a
-            resumed run draw the same batches.
-        schedule: ``"step"`` (the paper's), ``"onecycle"``, ``"cosine"`` or
-            ``"constant"``; the rate is set every iteration (:func:`lr_at`).
-        precision: ``"auto"`` = bf16 (or fp16 with loss scaling) autocast on
-            CUDA, fp32 on the CPU.
-        checkpoint: a file path. Written at the end of every epoch; if it
-            exists when ``fit`` starts, training resumes from it (it must have
-            been written for the same model architecture, else
-            :class:`CheckpointMismatchError`, and the file is left alone).
-        on_step: called with the global step after every iteration.
-        log_every: add a point to ``history.steps`` every this many steps
-            (default: five points per epoch).
-    """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    steps_per_epoch = len(train)  # type: ignore[arg-type]
-    if steps_per_epoch == 0:
-        raise ValueError("the training loader yields no batches (is the data set smaller than one batch?)")
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Iterable, device: str | torch.device = "auto",
+             precision: str = "fp32") -> tuple[float, float]:  # fmt: skip
+    """Mean cross-entropy loss and error (fraction wrong) of ``model`` on ``loader``, in eval mode."""
     device = resolve_device(device)
-    precision = _resolve_precision(precision, device)
-    torch.manual_seed(seed)
-    model.to(device)
-    if getattr(train, "channels_last", False):
-        model.to(memory_format=torch.channels_last)
-
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    # Weight decay on weights only, not on BN parameters and biases.
-    optimizer = torch.optim.SGD(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr, momentum=momentum, nesterov=nesterov,
-    )  # fmt: skip
-    scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
-    total_steps = epochs * steps_per_epoch
-    log_every = log_every or max(1, steps_per_epoch // 5)
-    history = history or History()
-    start_epoch = 0
-    ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    if ckpt_path is not None and ckpt_path.exists():
-        start_epoch = _load_checkpoint(ckpt_path, model, optimizer, scaler, history, device)
-    history.info.update(
-        arch=str(getattr(model, "arch", type(model).__name__)),
-        params=sum(p.numel() for p in model.parameters()),
-        device=str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
-        precision=precision,
-        epochs=epochs,
-        batch_size=getattr(train, "batch_size", None),
-        train_images=getattr(train, "num_images", None),
-        test_images=getattr(test, "num_images", None),
-        schedule=schedule,
-        lr=lr,
-    )
-
-    step = start_epoch * steps_per_epoch
-    for epoch in range(start_epoch, epochs):
-        if hasattr(train, "set_epoch"):
-            train.set_epoch(epoch)
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        wrong = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        window = [torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long), 0]
-        bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        for x, y in train:
+    loss_sum, wrong, n = 0.0, 0, 0
+    with evaluating(model), _autocast(device, resolve_precision(precision, device)):
+        for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            rate = lr_at(step, total_steps, lr, schedule, warmup_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = rate
-            with _autocast(device, precision):
-                out = model(x)
-                loss = F.cross_entropy(out.float(), y, label_smoothing=label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            batch_wrong = (out.detach().argmax(1) != y).sum()
-            loss_sum += loss.detach() * len(y)
-            wrong += batch_wrong
-            seen += len(y)
-            step += 1
-            window[0] += loss.detach() * len(y)
-            window[1] += batch_wrong
-            window[2] += len(y)
-            if step % log_every == 0:
-                history.steps.append({"step": step, "train_loss": window[0].item() / window[2],
-                                      "train_error": window[1].item() / window[2]})  # fmt: skip
-                window = [torch.zeros_like(window[0]), torch.zeros_like(window[1]), 0]
-            if bar is not None:
-                elapsed = time.perf_counter() - t0
-                bar.update(1)
-                if bar.n % 10 == 0 or bar.n == steps_per_epoch:
-                    bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{1 - wrong.item() / seen:.3f}",
-                                    img_s=f"{seen / elapsed:.0f}")  # fmt: skip
-            if on_step is not None:
-                on_step(step)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - t0
-        if bar is not None:
-            bar.close()
-        test_loss = test_error = None
-        if test is not None:
-            test_loss, test_error = evaluate(model, test, device, precision)
-        history.records.append(
-            EpochRecord(
-                epoch=epoch + 1,
-                step=step,
-                lr=rate,
-                train_loss=loss_sum.item() / seen,
-                train_error=wrong.item() / seen,
-                test_loss=test_loss,
-                test_error=test_error,
-                images_per_s=seen / seconds,
-                seconds=seconds,
-            )
-        )
-        if ckpt_path is not None:
-            _save_checkpoint(ckpt_path, model, optimizer, scaler, history, epoch + 1)
-    return history
+            out = model(x).float()
+            loss_sum += F.cross_entropy(out, y, reduction="sum").item()
+            wrong += (out.argmax(1) != y).sum().item()
+            n += len(y)
+    if n == 0:
+        raise ValueError("evaluate() got an empty loader")
+    return loss_sum / n, wrong / n
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: Iterable, device: str | torch.device = "auto") -> tuple[torch.Tensor,
+                                                                                              torch.Tensor]:
+    """Class probabilities (N, classes) and true labels for every batch of ``loader``, on the CPU."""
+    device = resolve_device(device)
+    probs, labels = [], []
+    with evaluating(model):
+        for x, y in loader:
+            probs.append(F.softmax(model(x.to(device)).float(), dim=1).cpu())
+            labels.append(y.cpu())
+    return torch.cat(probs), torch.cat(labels)
+
+
+# --- Files: checkpoints and saved models ------------------------------------------------
+
+
+def atomic_save(obj, path: str | os.PathLike) -> None:
+    """Write ``obj`` (text, or anything ``torch.save`` takes) to ``path`` via a temporary file and a
+    rename, so a crash leaves the previous file whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if isinstance(obj, str):
+        tmp.write_text(obj)
+    else:
+        torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _fingerprint(model: nn.Module) -> dict:
+    shapes = [[k, list(v.shape)] for k, v in model.state_dict().items()]
+    return {"arch": str(getattr(model, "arch", type(model).__name__)), "shapes": shapes}
 
 
 def _save_checkpoint(path: Path, model, optimizer, scaler, history: History, epoch: int) -> None:
-    state = {
-        "format": "resnet_lab/1",
-        "epoch": epoch,
-        "fingerprint": _fingerprint(model),
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict(),
-        "history": json.dumps(history.to_dict()),
-        "torch_rng": torch.get_rng_state(),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: a crash leaves the previous checkpoint whole
+    atomic_save({
+        "format": "resnet_lab/1", "epoch": epoch, "fingerprint": _fingerprint(model), "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+        "history": json.dumps(history.to_dict()), "torch_rng": torch.get_rng_state(),
+    }, path)  # fmt: skip
 
 
-def _load_checkpoint(path: Path, model, optimizer, scaler, history: History, device) -> int:
+def _read(path: Path, device) -> dict:
+    """``torch.load`` with ``weights_only=True`` (tensors and plain data only: no code runs)."""
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        return torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to read it is reported the same way
         raise CheckpointMismatchError(
             f"cannot read checkpoint {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}. "
             "Delete it to start afresh, or pass another checkpoint path."
         ) from exc
+
+
+def _load_checkpoint(path: Path, model, optimizer, scaler, history: History, device) -> int:
+    state = _read(path, device)
     if not isinstance(state, dict) or state.get("format") != "resnet_lab/1":
         raise CheckpointMismatchError(f"{path} is not a resnet_lab checkpoint; pass another checkpoint path")
     theirs, ours = state["fingerprint"], _fingerprint(model)
     if theirs != ours:
-        n_theirs = len(theirs["shapes"])
         raise CheckpointMismatchError(
-            f"checkpoint {path} was written for {theirs['arch']} ({n_theirs} tensors), but this model is "
-            f"{ours['arch']} ({len(ours['shapes'])} tensors). Pass a different checkpoint path, "
+            f"checkpoint {path} was written for {theirs['arch']} ({len(theirs['shapes'])} tensors), but this model "
+            f"is {ours['arch']} ({len(ours['shapes'])} tensors). Pass a different checkpoint path, "
             "or delete this file to start afresh. The file was not changed."
         )
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scaler.load_state_dict(state["scaler"])
     restored = History.from_dict(json.loads(state["history"]))
-    history.records[:] = restored.records
-    history.steps[:] = restored.steps
+    history.records[:], history.steps[:] = restored.records, restored.steps
     history.info.update(restored.info)
     torch.set_rng_state(state["torch_rng"].cpu())
     return int(state["epoch"])
@@ -414,16 +440,15 @@ def _load_checkpoint(path: Path, model, optimizer, scaler, history: History, dev
 
 def save_model(model: nn.Module, path: str | os.PathLike) -> None:
     """Save weights plus the architecture fingerprint, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": "resnet_lab/model", "fingerprint": _fingerprint(model), "model": model.state_dict()}, tmp)
-    os.replace(tmp, path)
+    atomic_save({"format": "resnet_lab/model", "fingerprint": _fingerprint(model), "model": model.state_dict()}, path)
 
 
 def load_model(model: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Load weights saved by :func:`save_model` into ``model`` (safe loading: tensors only)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    """Load weights saved by :func:`save_model` into ``model`` (safe loading: tensors only, no code runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved model at {path}; save one with resnet_lab.train.save_model(model, path)")
+    state = _read(path, "cpu")
     if not isinstance(state, dict) or state.get("format") != "resnet_lab/model":
         raise CheckpointMismatchError(f"{path} was not written by resnet_lab.train.save_model")
     if state["fingerprint"] != _fingerprint(model):

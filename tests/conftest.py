@@ -1,38 +1,13 @@
-"""Shared fixtures: where the real offline data sets are, and tiny synthetic ones."""
+"""Fixtures only; shared helpers live in tests/helpers.py."""
 
 from __future__ import annotations
 
-import gzip
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from resnet_lab.data import DEBIAN_FASHION_DIR, ImageSet
-
-REPO = Path(__file__).resolve().parents[1]
-# CI clones the repository with shared/ beside it; RESNET_LAB_CIFAR_SUBSET overrides.
-CIFAR_SUBSET = Path(os.environ.get("RESNET_LAB_CIFAR_SUBSET", REPO.parent / "shared" / "data" / "cifar10-subset"))
-
-needs_fashion = pytest.mark.skipif(
-    not DEBIAN_FASHION_DIR.is_dir(),
-    reason=f"Fashion-MNIST not installed in {DEBIAN_FASHION_DIR} (apt-get install dataset-fashion-mnist; .ci/run does)",
-)
-needs_cifar_subset = pytest.mark.skipif(
-    not (CIFAR_SUBSET / "cifar-10-batches-py").is_dir(),
-    reason=f"CIFAR-10 subset not found at {CIFAR_SUBSET} (set RESNET_LAB_CIFAR_SUBSET)",
-)
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` (uint8) as an IDX file, gzipped if the name ends in .gz."""
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    payload = header + array.astype(np.uint8).tobytes()
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wb") as f:
-        f.write(payload)
+from tests.helpers import write_idx
 
 
 @pytest.fixture
@@ -45,16 +20,3 @@ def tiny_fashion_root(tmp_path: Path) -> Path:
         write_idx(raw / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
     return tmp_path
-
-
-def synthetic_set(
-    n: int = 256, size: int = 16, channels: int = 1, classes: int = 4, seed: int = 0, train: bool = True
-) -> ImageSet:
-    """Images whose class is written in their brightness: learnable in a few steps."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(n) % classes
-    base = (labels.float() * (200 / (classes - 1)))[:, None, None, None]
-    noise = torch.randint(0, 40, (n, channels, size, size), generator=g).float()
-    images = (base + noise).clamp(0, 255).to(torch.uint8)
-    names = tuple(f"class {i}" for i in range(classes))
-    return ImageSet("synthetic", images, labels, names, "synthetic", train, (0.5,) * channels, (0.3,) * channels)

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from resnet_lab import data as D
-from tests.conftest import CIFAR_SUBSET, needs_cifar_subset, needs_fashion, synthetic_set, write_idx
+from resnet_lab import loader as L
+from tests.helpers import CIFAR_SUBSET, needs_cifar_subset, needs_fashion, synthetic_set, write_idx
 
 
 def _md5(path: Path) -> str:
@@ -73,7 +74,7 @@ def test_debian_fashion_mnist_full_size(tmp_path):
     test = D.load_fashion_mnist(False, root=tmp_path, download=False)
     assert (len(train), len(test)) == (60_000, 10_000)
     assert train.class_counts() == [6000] * 10
-    assert str(D.DEBIAN_FASHION_DIR) in train.source
+    assert str(D.DEBIAN_FASHION_DIR) == train.source and "Debian's dataset-fashion-mnist" in train.describe()
 
 
 @needs_fashion
@@ -142,7 +143,7 @@ def test_cifar_subset_reads_with_labels_and_release():
     # Measured on the files: 469-527 per class (train), 86-112 (test).
     assert min(counts) >= 469 and max(counts) <= 527 and sum(counts) == 5000
     assert min(test_counts) >= 86 and max(test_counts) <= 112
-    assert "real 5,000/1,000 subset" in train.source
+    assert train.origin == "real 5,000/1,000 subset" and "(real 5,000/1,000 subset)" in train.describe()
     assert train.classes[0] == "airplane"
 
 
@@ -171,7 +172,22 @@ def test_missing_cifar_names_every_place(tmp_path):
         D.load_cifar10(False, root=tmp_path, download=False)
     msg = str(err.value)
     assert str(tmp_path / "cifar-10-batches-py") in msg and "download disabled" in msg
-    assert "RESNET_LAB_DATA" in msg and "internet" in msg
+    assert "RESNET_LAB_DATA" in msg and "internet" in msg and "a folder holding cifar-10-batches-py/" in msg
+    assert "shared" not in msg  # no path of this machine in a message a reader sees
+
+
+def test_select_classes_relabels_in_the_order_given_and_caps_per_class():
+    data = synthetic_set(80, classes=4)
+    picked = D.select_classes(data, ("class 3", "class 1"), per_class=5, seed=1)
+    assert picked.classes == ("class 3", "class 1") and len(picked) == 10
+    assert picked.labels.tolist() == [0] * 5 + [1] * 5
+    # The relabelled images are the original images of those classes (brightness encodes the class).
+    assert (picked.images[:5].float().mean() > picked.images[5:].float().mean())
+    assert len(D.select_classes(data, ("class 0",))) == 20
+    with pytest.raises(ValueError, match="unknown classes \\['shoe'\\]"):
+        D.select_classes(data, ("shoe",))
+    with pytest.raises(ValueError, match="per_class=21 but class 'class 0' has only 20"):
+        D.select_classes(data, ("class 0",), per_class=21)
 
 
 def test_unknown_dataset_name():
@@ -184,18 +200,18 @@ def test_unknown_dataset_name():
 
 def test_loader_covers_every_image_once_per_epoch():
     data = synthetic_set(100)
-    loader = D.DeviceLoader(data, 32, device="cpu", normalize=False)
+    loader = L.DeviceLoader(data, 32, device="cpu", normalize=False)
     assert len(loader) == 4
     labels = torch.cat([y for _, y in loader])
     assert sorted(labels.tolist()) == sorted(data.labels.tolist())
-    assert [len(y) for _, y in D.DeviceLoader(data, 32, device="cpu", drop_last=True)] == [32, 32, 32]
+    assert [len(y) for _, y in L.DeviceLoader(data, 32, device="cpu", drop_last=True)] == [32, 32, 32]
 
 
 def test_loader_is_deterministic_per_seed_and_epoch():
     data = synthetic_set(64, size=32, channels=3)
 
     def batches(seed, epoch):
-        loader = D.DeviceLoader(data, 16, augment="crop_flip", device="cpu", seed=seed)
+        loader = L.DeviceLoader(data, 16, augment="crop_flip", device="cpu", seed=seed)
         loader.set_epoch(epoch)
         return [x for x, _ in loader]
 
@@ -206,7 +222,7 @@ def test_loader_is_deterministic_per_seed_and_epoch():
 
 def test_crop_flip_is_a_padded_translation_or_its_mirror():
     data = synthetic_set(8, size=32, channels=3)
-    loader = D.DeviceLoader(data, 8, augment="crop_flip", device="cpu", normalize=False, shuffle=False)
+    loader = L.DeviceLoader(data, 8, augment="crop_flip", device="cpu", normalize=False, shuffle=False)
     x, _ = next(iter(loader))
     padded = torch.nn.functional.pad(data.images.float() / 255, (4, 4, 4, 4))
     for i in range(8):
@@ -219,13 +235,13 @@ def test_crop_flip_is_a_padded_translation_or_its_mirror():
 
 def test_unnormalised_batches_are_scaled_to_unit_range_like_totensor():
     data = synthetic_set(32)
-    x, _ = next(iter(D.DeviceLoader(data, 32, device="cpu", normalize=False, shuffle=False)))
+    x, _ = next(iter(L.DeviceLoader(data, 32, device="cpu", normalize=False, shuffle=False)))
     assert torch.equal(x, data.images.float() / 255)
 
 
 def test_normalisation_uses_the_sets_statistics():
     data = synthetic_set(64)
-    x, _ = next(iter(D.DeviceLoader(data, 64, device="cpu")))
+    x, _ = next(iter(L.DeviceLoader(data, 64, device="cpu")))
     raw = data.images.float()
     expected = (raw - 0.5 * 255) / (0.3 * 255)
     assert torch.allclose(x.sort(0).values, expected.sort(0).values)
@@ -234,9 +250,9 @@ def test_normalisation_uses_the_sets_statistics():
 def test_loader_rejects_bad_arguments():
     data = synthetic_set(16)
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
-        D.DeviceLoader(data, 0)
+        L.DeviceLoader(data, 0)
     with pytest.raises(ValueError, match="augment must be"):
-        D.DeviceLoader(data, 4, augment="rotate")
+        L.DeviceLoader(data, 4, augment="rotate")
 
 
 def test_write_idx_helper_roundtrip(tmp_path):

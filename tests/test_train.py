@@ -15,9 +15,22 @@ import pytest
 import torch
 
 from resnet_lab import models as M
-from resnet_lab.data import DeviceLoader
-from resnet_lab.train import CheckpointMismatchError, History, evaluate, fit, load_model, lr_at, save_model
-from tests.conftest import REPO, synthetic_set
+from resnet_lab.loader import DeviceLoader
+from resnet_lab.recipes import PAPER, Recipe
+from resnet_lab.train import (
+    CheckpointMismatchError,
+    History,
+    evaluate,
+    fit,
+    load_model,
+    lr_at,
+    param_groups,
+    resolve_precision,
+    save_model,
+)
+from tests.helpers import REPO, synthetic_set
+
+TINY = Recipe("tiny", lr=0.05, momentum=0.9, weight_decay=1e-4, schedule="step")
 
 
 def test_step_schedule_divides_by_ten_at_half_and_three_quarters():
@@ -30,18 +43,34 @@ def test_step_schedule_divides_by_ten_at_half_and_three_quarters():
 def test_onecycle_and_cosine_shapes():
     one = [lr_at(s, 100, 0.2, "onecycle") for s in range(100)]
     assert one[0] == pytest.approx(0.2 / 25) and max(one) == pytest.approx(0.2) and one[-1] < 0.01
+    assert one.index(max(one)) == 25
     cos = [lr_at(s, 100, 0.1, "cosine", warmup=10) for s in range(100)]
     assert cos[9] == pytest.approx(0.1) and cos[-1] < 1e-3
     with pytest.raises(ValueError, match="schedule must be one of"):
         lr_at(0, 10, 0.1, "exponential")
 
 
-def _tiny_run(epochs=2, **kwargs):
+def test_warmup_ramps_linearly_then_follows_the_schedule():
+    rates = [lr_at(s, 100, 0.1, "step", warmup=10) for s in range(100)]
+    assert rates[:10] == pytest.approx([0.01 * (s + 1) for s in range(10)])
+    assert rates[10] == rates[49] == 0.1 and rates[50] == pytest.approx(0.01)
+
+
+def test_recipe_rejects_bad_settings_and_copies_with_changes():
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        Recipe("bad", lr=0.1, schedule="linear")
+    with pytest.raises(ValueError, match="invalid setting"):
+        Recipe("bad", lr=-1)
+    small = PAPER.replace(batch_size=32)
+    assert small.batch_size == 32 and small.lr == PAPER.lr and small.name == f"{PAPER.name} (modified)"
+
+
+def _tiny_run(epochs=2, recipe=TINY, **kwargs):
     torch.manual_seed(0)
     model = M.cifar_resnet(8, in_channels=1, num_classes=4)
     train = DeviceLoader(synthetic_set(256), 32, augment="flip", device="cpu")
     test = DeviceLoader(synthetic_set(64, seed=1, train=False), 64, device="cpu")
-    return model, fit(model, train, test, epochs=epochs, lr=0.05, device="cpu", progress=False, **kwargs)
+    return model, fit(model, train, test, recipe=recipe, epochs=epochs, device="cpu", progress=False, **kwargs)
 
 
 def test_fit_learns_and_records_history():
@@ -51,7 +80,52 @@ def test_fit_learns_and_records_history():
     assert history.records[-1].train_loss < history.records[0].train_loss
     assert all(r.images_per_s > 0 and r.seconds > 0 for r in history.records)
     assert history.info["arch"] == "CIFAR ResNet-8 (option A)" and history.info["train_images"] == 256
+    assert history.info["precision"] == "fp32" and history.info["recipe"] == "tiny"
     assert history.final.step == 3 * 8
+    assert [round(r.lr, 6) for r in history.records] == [0.05, 0.005, 0.0005]  # the step schedule, per epoch
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_runs_on_the_cpu_learns_and_is_recorded(precision):
+    # autocast is device-agnostic, so the GPU's code path runs here; fp16 also exercises the GradScaler.
+    _, history = _tiny_run(epochs=3, precision=precision)
+    assert history.info["precision"] == precision
+    assert history.records[-1].train_loss < history.records[0].train_loss
+    assert history.final.test_error < 0.5
+
+
+def test_auto_precision_is_bf16_from_ampere_up_and_fp16_below(monkeypatch):
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))  # Colab's T4
+    assert resolve_precision("auto", cuda) == "fp16"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))  # A100
+    assert resolve_precision("auto", cuda) == "bf16"
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("fp16", torch.device("cpu")) == "fp16"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("fp8", cuda)
+
+
+def test_parameter_groups_decay_weights_only_and_scale_the_backbone():
+    model = M.cifar_resnet(8, in_channels=1, num_classes=4)
+    model.layer1[0].conv1.weight.requires_grad = False
+    groups = param_groups(model, Recipe("ft", lr=0.1, weight_decay=5e-4, backbone_lr_scale=0.1))
+    by = {(g["weight_decay"] > 0, g["lr_scale"]): sum(p.numel() for p in g["params"]) for g in groups}
+    fc_weight, fc_bias = 64 * 4, 4
+    convs = sum(p.numel() for n, p in model.named_parameters() if p.ndim > 1 and not n.startswith("fc.")) - 16 * 16 * 9
+    assert by[(True, 1.0)] == fc_weight and by[(False, 1.0)] == fc_bias and by[(True, 0.1)] == convs
+    assert sum(by.values()) == M.count_parameters(model, trainable_only=True)
+
+
+def test_frozen_batchnorm_keeps_its_statistics_while_the_head_trains():
+    from resnet_lab.transfer import freeze_backbone
+
+    torch.manual_seed(0)
+    model = freeze_backbone(M.cifar_resnet(8, in_channels=1, num_classes=4))
+    before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("fc.")}
+    fit(model, DeviceLoader(synthetic_set(64), 32, device="cpu"), recipe=TINY, epochs=1, device="cpu",
+        progress=False)  # fmt: skip
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # running stats included
 
 
 def test_history_json_roundtrip_and_plot(tmp_path):
@@ -70,12 +144,12 @@ def test_bad_arguments():
     model = M.cifar_resnet(8, in_channels=1, num_classes=4)
     loader = DeviceLoader(synthetic_set(32), 8, device="cpu")
     with pytest.raises(ValueError, match="epochs must be a positive int"):
-        fit(model, loader, epochs=0)
+        fit(model, loader, recipe=TINY, epochs=0)
     with pytest.raises(ValueError, match="precision must be"):
-        fit(model, loader, epochs=1, precision="fp8", progress=False)
+        fit(model, loader, recipe=TINY, epochs=1, precision="fp8", progress=False)
     empty = DeviceLoader(synthetic_set(4), 8, device="cpu", drop_last=True)
     with pytest.raises(ValueError, match="yields no batches"):
-        fit(model, empty, epochs=1)
+        fit(model, empty, recipe=TINY, epochs=1)
 
 
 def test_checkpoint_from_another_model_is_refused_and_untouched(tmp_path):
@@ -85,7 +159,7 @@ def test_checkpoint_from_another_model_is_refused_and_untouched(tmp_path):
     other = M.cifar_resnet(14, in_channels=1, num_classes=4)
     loader = DeviceLoader(synthetic_set(32), 8, device="cpu")
     with pytest.raises(CheckpointMismatchError, match="written for CIFAR ResNet-8.*this model is CIFAR ResNet-14"):
-        fit(other, loader, epochs=2, checkpoint=ckpt, progress=False, device="cpu")
+        fit(other, loader, recipe=TINY, epochs=2, checkpoint=ckpt, progress=False, device="cpu")
     assert hashlib.md5(ckpt.read_bytes()).hexdigest() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.pt"]
 
@@ -95,7 +169,8 @@ def test_garbage_checkpoint_is_a_clear_error(tmp_path):
     ckpt.write_bytes(b"not a checkpoint")
     model = M.cifar_resnet(8, in_channels=1, num_classes=4)
     with pytest.raises(CheckpointMismatchError, match="cannot read checkpoint"):
-        fit(model, DeviceLoader(synthetic_set(32), 8, device="cpu"), epochs=1, checkpoint=ckpt, progress=False)
+        fit(model, DeviceLoader(synthetic_set(32), 8, device="cpu"), recipe=TINY, epochs=1, checkpoint=ckpt,
+            progress=False)  # fmt: skip
     assert ckpt.read_bytes() == b"not a checkpoint"
 
 
@@ -107,12 +182,30 @@ def test_save_and_load_model(tmp_path):
         assert torch.equal(a, b)
     with pytest.raises(CheckpointMismatchError, match="build the same architecture"):
         load_model(M.resnet20(), tmp_path / "m.pt")
+    with pytest.raises(FileNotFoundError, match="no saved model at .*save_model"):
+        load_model(fresh, tmp_path / "missing.pt")
 
 
-def test_evaluate_counts_errors():
-    model = M.cifar_resnet(8, in_channels=1, num_classes=4)
-    loss, error = evaluate(model, DeviceLoader(synthetic_set(40), 16, device="cpu"), device="cpu")
-    assert 0 <= error <= 1 and loss > 0
+class _Always(torch.nn.Module):
+    """Predicts ``cls`` for every image, with a known loss."""
+
+    def __init__(self, cls: int, classes: int = 4):
+        super().__init__()
+        self.cls, self.classes = cls, classes
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        logits = torch.zeros(len(x), self.classes)
+        logits[:, self.cls] = 1.0
+        return logits + 0 * self.dummy
+
+
+def test_evaluate_counts_errors_and_averages_the_loss():
+    data = synthetic_set(40, classes=4)  # labels 0, 1, 2, 3, 0, 1, ... : 10 of each
+    loss, error = evaluate(_Always(2), DeviceLoader(data, 16, device="cpu"), device="cpu")
+    assert error == pytest.approx(0.75)
+    expected = torch.nn.functional.cross_entropy(torch.tensor([[0.0, 0, 1, 0]] * 4), torch.arange(4)).item()
+    assert loss == pytest.approx(expected)
 
 
 # --- Killed mid-epoch, resumed: the same weights and history as no interruption ----------
@@ -121,8 +214,9 @@ TRAIN_SCRIPT = textwrap.dedent(
     """
     import json, sys, time, torch
     from resnet_lab import models as M
-    from resnet_lab.data import DeviceLoader
-    from tests.conftest import synthetic_set
+    from resnet_lab.loader import DeviceLoader
+    from resnet_lab.recipes import Recipe
+    from tests.helpers import synthetic_set
     from resnet_lab.train import fit
     torch.set_num_threads(1)
     ckpt, out, slow_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -136,7 +230,9 @@ TRAIN_SCRIPT = textwrap.dedent(
         if step >= slow_after:
             time.sleep(0.5)  # give the parent time to kill us mid-epoch
 
-    h = fit(model, train, test, epochs=3, lr=0.05, device="cpu", progress=False, checkpoint=ckpt, on_step=on_step)
+    recipe = Recipe("tiny", lr=0.05, weight_decay=1e-4)
+    h = fit(model, train, test, recipe=recipe, epochs=3, device="cpu", progress=False, checkpoint=ckpt,
+            on_step=on_step)
     torch.save(model.state_dict(), out + ".weights")
     json.dump(h.to_dict(), open(out + ".json", "w"))
     """

@@ -1,0 +1,103 @@
+"""Training recipes as data: how a network is trained, apart from how long and on what.
+
+A :class:`Recipe` names the optimiser and its settings, the learning-rate
+schedule, the warm-up, label smoothing, the augmentation and the batch size.
+Profiles (:mod:`resnet_lab.profiles`) say how much data and how many epochs;
+recipes say everything else. The book's recipes are the named instances
+below, each with its source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+__all__ = ["Recipe", "PAPER", "SHORT", "LAPTOP", "D2L", "TRANSFER", "FINE_TUNE", "RECIPES", "SCHEDULES"]
+
+SCHEDULES = ("step", "onecycle", "cosine", "constant")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train: SGD settings, schedule, warm-up, label smoothing, augmentation, batch size.
+
+    ``warmup_epochs`` ramps the rate linearly from ~0 over that many epochs
+    (step and cosine schedules; one-cycle has its own ramp).
+    ``backbone_lr_scale`` multiplies the rate of every parameter outside the
+    classifier head ``fc`` (fine-tuning a pretrained network). ``resize``
+    is the input size the recipe trains at (None: the data's own).
+    """
+
+    name: str
+    lr: float
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "step"
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    augment: str | None = None
+    batch_size: int = 128
+    backbone_lr_scale: float = 1.0
+    resize: int | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not (self.lr > 0 and self.batch_size >= 1 and 0 <= self.momentum < 1 and self.warmup_epochs >= 0):
+            raise ValueError(f"recipe {self.name!r} has an invalid setting: {self}")
+
+    def replace(self, **changes) -> Recipe:
+        """A copy with some settings changed (the name says so unless given)."""
+        changes.setdefault("name", f"{self.name} (modified)")
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+#: He et al. (2015), section 4.2, CIFAR-10: SGD with momentum 0.9, weight
+#: decay 1e-4, batch 128, lr 0.1 divided by 10 at 32k and 48k of 64k
+#: iterations (50% and 75%), 4-pixel pad + 32x32 crop + flip. The warm-up is
+#: the book's choice, not the paper's: the paper warms up only ResNet-110, at
+#: a constant 0.01 until training error is below 80% (about 400 iterations),
+#: then returns to 0.1; the book ramps linearly over the first epoch for every
+#: net, because in the book's short runs 56-layer nets diverged early without it.
+PAPER = Recipe("the paper's (He et al. 2015, 4.2)", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="step",
+               warmup_epochs=1.0, augment="crop_flip", batch_size=128,
+               source="He et al. (2015), section 4.2")  # fmt: skip
+
+#: For short runs of the same CIFAR networks: one learning-rate cycle
+#: (Smith & Topin 2019), Nesterov momentum, weight decay 5e-4, the paper's
+#: augmentation. Tuned on the 5,000-image CIFAR-10 subset (chapter
+#: "Training on CIFAR-10").
+SHORT = Recipe("one-cycle (short runs)", lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4,
+               schedule="onecycle", augment="crop_flip", batch_size=128,
+               source="one-cycle schedule of Smith & Topin (2019); settings tuned here")  # fmt: skip
+
+#: The book's Fashion-MNIST recipe for two CPU cores ("the laptop recipe"):
+#: one-cycle, Nesterov, weight decay 5e-4, label smoothing 0.1 (Szegedy et
+#: al. 2016), horizontal flips (chapter "Training on Fashion-MNIST").
+LAPTOP = Recipe("laptop (Fashion-MNIST)", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                schedule="onecycle", label_smoothing=0.1, augment="flip", batch_size=128,
+                source="this book, chapter 'Training on Fashion-MNIST'")  # fmt: skip
+
+#: D2L 1.0, section 8.6 (Zhang et al. 2023): ``ResNet18(lr=0.01)``,
+#: ``d2l.Trainer(max_epochs=10)``, ``d2l.FashionMNIST(batch_size=128,
+#: resize=(96, 96))``: plain SGD (no momentum, no weight decay) at a constant 0.01.
+D2L = Recipe("D2L 1.0 (section 8.6)", lr=0.01, momentum=0.0, weight_decay=0.0, schedule="constant",
+             batch_size=128, resize=96,
+             source="Zhang et al. (2023), Dive into Deep Learning 1.0, section 8.6")  # fmt: skip
+
+#: Training a network on a small new task (from scratch, or a linear probe
+#: on frozen features): SGD with Nesterov momentum, a cosine schedule,
+#: flips, batches of 64 (chapter "Transfer learning").
+TRANSFER = Recipe("transfer", lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="cosine",
+                  augment="flip", batch_size=64, source="this book, chapter 'Transfer learning'")  # fmt: skip
+
+#: Fine-tuning a pretrained network: the same, with the backbone at a tenth
+#: of the head's rate, so that the new head learns before the features move.
+FINE_TUNE = TRANSFER.replace(name="fine-tune", backbone_lr_scale=0.1)
+
+RECIPES: dict[str, Recipe] = {"paper": PAPER, "short": SHORT, "laptop": LAPTOP, "d2l": D2L, "transfer": TRANSFER,
+                              "fine-tune": FINE_TUNE}  # fmt: skip

@@ -1,0 +1,61 @@
+"""Shared test helpers: where the real offline data sets are, tiny synthetic ones, small runs."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from resnet_lab.data import DEBIAN_FASHION_DIR, ImageSet
+from resnet_lab.train import EpochRecord, History
+
+REPO = Path(__file__).resolve().parents[1]
+# CI clones the repository with shared/ beside it; RESNET_LAB_CIFAR_SUBSET overrides.
+CIFAR_SUBSET = Path(os.environ.get("RESNET_LAB_CIFAR_SUBSET", REPO.parent / "shared" / "data" / "cifar10-subset"))
+
+needs_fashion = pytest.mark.skipif(
+    not DEBIAN_FASHION_DIR.is_dir(),
+    reason=f"Fashion-MNIST not installed in {DEBIAN_FASHION_DIR} (apt-get install dataset-fashion-mnist; .ci/run does)",
+)
+needs_cifar_subset = pytest.mark.skipif(
+    not (CIFAR_SUBSET / "cifar-10-batches-py").is_dir(),
+    reason=f"CIFAR-10 subset not found at {CIFAR_SUBSET} (set RESNET_LAB_CIFAR_SUBSET)",
+)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` (uint8) as an IDX file, gzipped if the name ends in .gz."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wb") as f:
+        f.write(payload)
+
+
+def synthetic_set(
+    n: int = 256, size: int = 16, channels: int = 1, classes: int = 4, seed: int = 0, train: bool = True
+) -> ImageSet:
+    """Images whose class is written in their brightness: learnable in a few steps."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % classes
+    base = (labels.float() * (200 / (classes - 1)))[:, None, None, None]
+    noise = torch.randint(0, 40, (n, channels, size, size), generator=g).float()
+    images = (base + noise).clamp(0, 255).to(torch.uint8)
+    names = tuple(f"class {i}" for i in range(classes))
+    return ImageSet("synthetic", images, labels, names, "synthetic", train, (0.5,) * channels, (0.3,) * channels,
+                    "made in the test")  # fmt: skip
+
+
+def history(train_errors: list[float], test_errors: list[float] | None = None, params: int = 1000,
+            seconds: float = 1.0, losses: list[float] | None = None) -> History:  # fmt: skip
+    """A History with the given per-epoch errors (fractions), for verdict and table tests."""
+    h = History(info={"params": params, "device": "cpu"})
+    test_errors = test_errors or train_errors
+    losses = losses or [1.0] * len(train_errors)
+    for i, (tr, te, loss) in enumerate(zip(train_errors, test_errors, losses)):
+        h.records.append(EpochRecord(i + 1, 10 * (i + 1), 0.1, loss, tr, loss, te, 100.0, seconds))
+    return h

@@ -1,0 +1,124 @@
+"""The summary table, published figures kept apart, and every chapter's computed verdict."""
+
+from __future__ import annotations
+
+import matplotlib
+import pytest
+import torch
+
+from resnet_lab import models as M
+from resnet_lab import report as R
+from resnet_lab import verdicts as V
+from tests.helpers import history
+
+matplotlib.use("Agg")
+
+
+def test_summary_table_has_tracer_macs_and_final_errors():
+    runs = {"ResNet-20": history([0.5, 0.2], [0.6, 0.3], params=269_722, seconds=2.0),
+            "ResNet-32": history([0.5, 0.1], [0.6, 0.25], params=464_154, seconds=3.0)}  # fmt: skip
+    table = R.summary(runs, {"ResNet-20": M.resnet20(), "ResNet-32": M.resnet32()}, (3, 32, 32))
+    assert table.loc["ResNet-20", "M MACs"] == 40.6 and table.loc["ResNet-32", "M MACs"] == 68.9
+    assert table.loc["ResNet-32", "train error %"] == 10.0 and table.loc["ResNet-32", "test error %"] == 25.0
+    assert table.loc["ResNet-20", "train time s"] == 4.0 and table.loc["ResNet-20", "params"] == 269_722
+
+
+def test_summary_with_seeds_shows_mean_and_spread():
+    runs = R.seed_runs([{"net": history([0.10])}, {"net": history([0.20])}])
+    table = R.summary(runs)
+    assert table.loc["net", "train error %"] == 15.0 and table.loc["net", "train ± (sd)"] == pytest.approx(7.07)
+    assert table.loc["net", "seeds"] == 2
+
+
+def test_published_figures_are_a_table_of_their_own():
+    table = R.published_table(["ResNet-20", "CIFAR ResNet-18"])
+    assert table.loc["ResNet-20", "He et al. 2015, Table 6"] == 8.75 and table.index.name == "test error % (theirs)"
+    assert table.loc["CIFAR ResNet-18", "reproduction"] == 6.98
+
+
+def test_plot_curves_draws_one_panel_per_group():
+    runs = {"plain-8": history([0.5, 0.4]), "residual-8": history([0.4, 0.3])}
+    for h in runs.values():
+        h.steps = [{"step": 5, "train_error": 0.5}, {"step": 10, "train_error": 0.4}]
+    fig = R.plot_curves(runs, {"plain": ["plain-8"], "residual": ["residual-8"]})
+    assert [a.get_title() for a in fig.axes] == ["plain", "residual"]
+
+
+def test_verdict_renders_as_text_and_markdown():
+    v = R.Verdict(True, "word " * 40)
+    assert max(map(len, str(v).splitlines())) <= 72 and v._repr_markdown_().startswith("**Shown.**")
+    assert R.Verdict(None, "x")._repr_markdown_().startswith("**Undecided.**") and not R.Verdict(False, "x")
+
+
+def _degradation(p20, r20, p56, r56):
+    names = [("plain", 20), ("residual", 20), ("plain", 56), ("residual", 56)]
+    per_seed = [{f"{k}-{d}": history([e]) for (k, d), e in zip(names, errs)} for errs in zip(p20, r20, p56, r56)]
+    return R.seed_runs(per_seed)
+
+
+def test_degradation_verdict_shown_with_seed_spread():
+    v = V.degradation_verdict(_degradation([0.20, 0.22], [0.17, 0.17], [0.45, 0.43], [0.165, 0.16]))
+    assert v.holds and v.text.startswith("Degradation shown: plain-56 ended with 44.0% ± 1.4 training error")
+    assert "over 2 seeds" in v.text and "trained worse in every seed, by 21.0 to 25.0 points" in v.text
+    assert "The deeper residual net ended 0.8 points below the shallower one on average." in v.text
+
+
+def test_degradation_verdict_compares_seed_by_seed_when_one_deep_plain_run_never_trains():
+    v = V.degradation_verdict(_degradation([0.23, 0.20], [0.17, 0.17], [0.88, 0.48], [0.164, 0.17]))
+    assert v.holds and "plain-56 ended with 68.0% ± 28.3" in v.text and "by 28.0 to 65.0 points" in v.text
+
+
+def test_degradation_verdict_says_when_depth_cost_the_residual_net_too():
+    v = V.degradation_verdict(_degradation([0.19], [0.16], [0.39], [0.215]))
+    assert not v.holds and "one seed" in v.text
+    assert "5.5 points above the shallower one on average, more than the spread between seeds (0.5)" in v.text
+
+
+def test_degradation_verdict_says_when_the_plain_nets_do_not_degrade():
+    v = V.degradation_verdict(_degradation([0.10], [0.09], [0.11], [0.10]))
+    assert not v.holds and "was not worse by more than 2 points in this run (1.0 points)" in v.text
+
+
+def test_comparison_verdict_reports_cost_against_gain():
+    runs = {"ResNet-20": history([0.1], [0.30], params=269_722, seconds=50),
+            "ResNet-32": history([0.1], [0.28], params=464_154, seconds=80)}  # fmt: skip
+    v = V.comparison_verdict(runs)
+    assert v.holds and v.text.startswith("ResNet-32 reached the highest test accuracy, 72.0%")
+    assert "1.7x the parameters" in v.text and "1.6x as long" in v.text and "2.0 points above" in v.text
+    with pytest.raises(ValueError, match="at least 2 runs"):
+        V.comparison_verdict({"a": history([0.1])})
+
+
+def test_preact_and_zero_init_verdicts():
+    v = V.preact_verdict({"post": history([0.1], [0.2]), "pre": history([0.1], [0.18])}, "post", "pre")
+    assert v.holds and "lower by 2.0 points" in v.text and "One seed each" in v.text
+    runs = {"zero": history([0.5, 0.3], losses=[1.0, 0.6]), "default": history([0.6, 0.4], losses=[1.2, 0.7])}
+    v = V.zero_init_verdict(runs, "zero", "default")
+    assert v.holds and "epoch 1: 1.000 vs 1.200" in v.text and "lower in 2 of 2 epochs" in v.text
+
+
+def test_lesion_verdict_contrasts_smooth_and_collapsing_nets():
+    study = {"ResNet": {"intact": 0.10, "single": [0.11, 0.12, 0.10]},
+             "plain": {"intact": 0.12, "single": [0.85, 0.90, 0.70]}}  # fmt: skip
+    v = V.lesion_verdict(study, "ResNet", "plain")
+    assert v.holds and "by 1.0 points on average" in v.text and "Worst single deletion in plain: 90.0%" in v.text
+    flat = {"ResNet": study["ResNet"], "plain": {"intact": 0.12, "single": [0.13, 0.13, 0.13]}}
+    assert not V.lesion_verdict(flat, "ResNet", "plain").holds
+
+
+def test_landscape_verdict_counts_minima_and_edge_rise():
+    x = torch.linspace(-1, 1, 7)
+    bowl = x[None] ** 2 + x[:, None] ** 2
+    rough = 3 * bowl + 0.5 * torch.sin(9 * x[None]) * torch.cos(9 * x[:, None])
+    v = V.landscape_verdict({"res": bowl + 0.1, "plain": rough + 0.1}, "res", "plain")
+    assert v.holds and "with 0 local minima besides the centre" in v.text
+
+
+def test_transfer_verdict_compares_at_the_fewest_labels():
+    runs = {f"{w}, {k}/class": history([0.0], [err]) for (w, k), err in {
+        ("from scratch", 10): 0.50, ("linear probe", 10): 0.30, ("fine-tune", 10): 0.25,
+        ("from scratch", 250): 0.15, ("linear probe", 250): 0.20, ("fine-tune", 250): 0.12}.items()}  # fmt: skip
+    v = V.transfer_verdict(runs)
+    assert v.holds and "fine-tune gained 25.0 points" in v.text and "With 250 labels per class" in v.text
+    with pytest.raises(ValueError, match="not '<way>, <k>/class'"):
+        V.transfer_verdict({"scratch": history([0.1])})

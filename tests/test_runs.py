@@ -1,0 +1,166 @@
+"""The one runner: run folders, fingerprints, the probe and plan line, resuming and loading."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from resnet_lab import models as M
+from resnet_lab import runs as R
+from resnet_lab.loader import DeviceLoader
+from resnet_lab.recipes import Recipe
+from tests.helpers import REPO, synthetic_set
+
+TINY = Recipe("tiny", lr=0.05, weight_decay=1e-4, batch_size=32, augment="flip")
+
+
+def test_run_folder_from_argument_environment_colab_drive_or_here(monkeypatch, tmp_path):
+    monkeypatch.delenv("RESNET_LAB_RUNS", raising=False)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert R.run_folder() == Path("runs")
+    assert R.run_folder(tmp_path / "x") == tmp_path / "x"
+    monkeypatch.setenv("RESNET_LAB_RUNS", str(tmp_path / "env"))
+    assert R.run_folder() == tmp_path / "env"
+    monkeypatch.delenv("RESNET_LAB_RUNS")
+    monkeypatch.setitem(sys.modules, "google.colab", object())
+    drive = tmp_path / "drive" / "MyDrive"
+    monkeypatch.setattr(R, "COLAB_DRIVE", drive)
+    assert R.run_folder() == Path("runs")  # Colab without Drive mounted
+    assert "Google Drive is not mounted" in R.drive_advice(Path("runs"))
+    drive.mkdir(parents=True)
+    assert R.run_folder() == drive / "resnet-lab-runs"
+    assert R.drive_advice(drive / "resnet-lab-runs") == ""
+
+
+def test_fingerprint_changes_with_network_data_recipe_epochs_and_profile():
+    net, data, test = M.cifar_resnet(8, in_channels=1, num_classes=4), synthetic_set(64), synthetic_set(32)
+    base = R.run_fingerprint("a", net, data, test, TINY, 2, 0, "cpu")
+    assert base == R.run_fingerprint("a", M.cifar_resnet(8, in_channels=1, num_classes=4), data, test, TINY, 2, 0,
+                                     "cpu")  # fmt: skip
+    others = [
+        R.run_fingerprint("a", M.cifar_resnet(14, in_channels=1, num_classes=4), data, test, TINY, 2, 0, "cpu"),
+        R.run_fingerprint("a", net, synthetic_set(80), test, TINY, 2, 0, "cpu"),
+        R.run_fingerprint("a", net, data, test, TINY.replace(lr=0.1), 2, 0, "cpu"),
+        R.run_fingerprint("a", net, data, test, TINY, 3, 0, "cpu"),
+        R.run_fingerprint("a", net, data, test, TINY, 2, 0, "gpu"),
+    ]
+    assert base not in others and len(set(others)) == len(others)
+
+
+def test_probe_measures_training_and_test_speed_and_plans_from_them():
+    loader = DeviceLoader(synthetic_set(64), 32, device="cpu")
+    model = M.cifar_resnet(8, in_channels=1, num_classes=4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    p = R.probe(model, loader, TINY, steps=3, device="cpu")
+    assert p.train_ips > 0 and p.test_ips > p.train_ips  # a forward pass is cheaper than a training step
+    assert p.seconds(640, 320, 2) == pytest.approx(2 * (640 / p.train_ips + 320 / p.test_ips))
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the probe used a copy
+
+
+def test_plan_line_says_what_how_long_where():
+    line = R.plan_line(4, 0, 20, 660, "Tesla T4", 10, Path("/content/drive/MyDrive/resnet-lab-runs"))
+    assert line == ("4 networks, 20 epochs each, about 11 min on Tesla T4 (from a 10-step probe), checkpoints in "
+                    "/content/drive/MyDrive/resnet-lab-runs.")  # fmt: skip
+    assert "2 finished earlier, loaded instead of trained" in R.plan_line(1, 2, 5, 40, "cpu", 10, None)
+    assert R.plan_line(1, 0, 5, 40, "cpu", 10, None).endswith("about 40 s on cpu (from a 10-step probe), no "
+                                                              "checkpoints.")  # fmt: skip
+
+
+def test_train_all_trains_every_network_on_the_same_batches(tmp_path):
+    torch.manual_seed(0)
+    nets = {"a": M.cifar_resnet(8, in_channels=1, num_classes=4), "b": M.cifar_resnet(8, in_channels=1,
+                                                                                        num_classes=4)}
+    nets["b"].load_state_dict(nets["a"].state_dict())
+    lines = []
+    hs = R.train_all(TINY, nets, synthetic_set(64), synthetic_set(32, seed=1, train=False), 2, device="cpu",
+                     runs=tmp_path, profile="test", probe_steps=2, say=lines.append)  # fmt: skip
+    assert list(hs) == ["a", "b"] and lines[0].startswith("2 networks, 2 epochs each, about")
+    # Same start, same batches, same recipe: identical runs.
+    assert [r.train_loss for r in hs["a"].records] == [r.train_loss for r in hs["b"].records]
+    assert hs["a"].info["status"] == "trained" and hs["a"].info["profile"] == "test"
+    assert hs["a"].info["planned_seconds"] > 0 and hs["a"].info["wall_seconds"] > 0
+    assert len(list(tmp_path.glob("a-*.pt"))) == 1 and len(list(tmp_path.glob("b-*.pt"))) == 1
+
+
+def test_train_all_refuses_bad_input():
+    with pytest.raises(ValueError, match="nets is empty"):
+        R.train_all(TINY, {}, synthetic_set(32), None, 1)
+    d2l_like = Recipe("big", lr=0.01, resize=96)
+    with pytest.raises(ValueError, match="trains at 96x96, but the data is \\(1, 16, 16\\); load it with resize=96"):
+        R.train_all(d2l_like, {"a": M.cifar_resnet(8, in_channels=1)}, synthetic_set(32), None, 1)
+
+
+RUN_SCRIPT = textwrap.dedent(
+    """
+    import sys, time, json, torch
+    from resnet_lab import models as M
+    from resnet_lab.recipes import Recipe
+    from resnet_lab.runs import train_all
+    from resnet_lab import train as T
+    from tests.helpers import synthetic_set
+    torch.set_num_threads(1)
+    folder, out, slow = sys.argv[1], sys.argv[2], sys.argv[3] == "slow"
+    if slow:  # slow the second network down, so the parent can kill it mid-run
+        real = T.train_one_epoch
+        def slowed(model, *a, **k):
+            if model.arch.endswith("ResNet-14 (option A)"):
+                print("second net epoch", flush=True)
+                time.sleep(1.0)
+            return real(model, *a, **k)
+        T.train_one_epoch = slowed
+    torch.manual_seed(0)
+    nets = {"first": M.cifar_resnet(8, in_channels=1, num_classes=4),
+            "second": M.cifar_resnet(14, in_channels=1, num_classes=4)}
+    recipe = Recipe("tiny", lr=0.05, weight_decay=1e-4, batch_size=32)
+    hs = train_all(recipe, nets, synthetic_set(96), synthetic_set(32, seed=1, train=False), 3, device="cpu",
+                   runs=folder, probe_steps=0)
+    torch.save({n: m.state_dict() for n, m in nets.items()}, out + ".weights")
+    json.dump({n: {"status": h.info["status"], "records": h.to_dict()["records"]} for n, h in hs.items()},
+              open(out + ".json", "w"))
+    """
+)
+
+
+def _run(script: Path, folder: Path, out: Path, slow: bool = False, kill_on: str | None = None, times: int = 1):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, str(script), str(folder), str(out), "slow" if slow else "fast"],
+                            stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)  # fmt: skip
+    seen = 0
+    for line in proc.stdout:
+        if kill_on and line.strip() == kill_on:
+            seen += 1
+            if seen == times:
+                proc.send_signal(signal.SIGKILL)
+                break
+    proc.wait(timeout=300)
+    if kill_on is None:
+        assert proc.returncode == 0
+
+
+def test_rerun_after_a_disconnect_loads_finished_networks_and_resumes_the_rest(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(RUN_SCRIPT)
+    # Killed during the second network's second epoch: the first is finished, the second has one epoch.
+    _run(script, tmp_path / "runs", tmp_path / "a", slow=True, kill_on="second net epoch", times=2)
+    assert not (tmp_path / "a.json").exists()
+    _run(script, tmp_path / "runs", tmp_path / "a")  # the same cell, run again
+    _run(script, tmp_path / "fresh", tmp_path / "b")  # never interrupted
+    a, b = json.loads((tmp_path / "a.json").read_text()), json.loads((tmp_path / "b.json").read_text())
+    assert a["first"]["status"] == "loaded" and a["second"]["status"] == "resumed from epoch 1"
+    timing = {"images_per_s", "seconds"}
+    for name in ("first", "second"):
+        strip = [[{k: v for k, v in r.items() if k not in timing} for r in x[name]["records"]] for x in (a, b)]
+        assert strip[0] == strip[1] and len(strip[0]) == 3
+    wa = torch.load(str(tmp_path / "a") + ".weights", weights_only=True)
+    wb = torch.load(str(tmp_path / "b") + ".weights", weights_only=True)
+    for name in wa:
+        for key in wa[name]:
+            assert torch.equal(wa[name][key], wb[name][key]), (name, key)
