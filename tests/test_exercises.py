@@ -1,45 +1,63 @@
-"""Exercise checkers: right answers pass, wrong and broken ones get specific feedback."""
+"""Exercise checkers: right answers pass in any style; each classic mistake is caught and named."""
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from resnet_lab import exercises as E
 from resnet_lab import models as M
+from resnet_lab.exercises import engine
+from resnet_lab.exercises import tracing as T
+
+# --- Numbers, shapes, choices ------------------------------------------------------------------------
 
 
-def test_number_checker():
-    assert E.check_number(42, 42, "x").correct
-    fb = E.check_number(50, 42, "x", hint="think")
+def test_number_checker_matches_to_the_answers_own_digits():
+    exact = 1.1**10  # 2.5937424601
+    for answer in (2.6, 2.59, 2.594, 2.5937, exact):
+        assert engine.check_number(answer, exact, "x").correct, answer
+    three = str(engine.check_number(3, exact, "x"))
+    assert "Close" in three and "give more digits" in three
+    assert "Close" in str(engine.check_number(2.5, exact, "x"))
+    assert "too high" in str(engine.check_number(2.7, exact, "x")) and not engine.check_number(2.7, exact, "x").correct
+    assert engine.check_number(1e-10, 0.1**10, "y").correct and engine.check_number(164, 163.84, "e").correct
+    assert not engine.check_number(1e-9, 0.1**10, "y").correct
+
+
+def test_number_checker_wants_integers_exactly_and_reports_bad_input():
+    assert engine.check_number(42, 42, "x").correct and not engine.check_number(41, 42, "x").correct
+    fb = engine.check_number(50, 42, "x", hint="think")
     assert not fb.correct and "too high" in str(fb) and "Hint: think" in str(fb)
-    assert "Expected a number" in str(E.check_number("forty", 42, "x"))
-    assert "No answer yet" in str(E.check_number(..., 42, "x"))
-    assert E.check_number(torch.tensor(42), 42, "x").correct
+    assert "Expected a number" in str(engine.check_number("forty", 42, "x"))
+    assert "No answer yet" in str(engine.check_number(..., 42, "x"))
+    assert "finite" in str(engine.check_number(math.inf, 42.5, "x"))
+    assert engine.check_number(torch.tensor(42), 42, "x").correct
+    assert engine.check_number(13.2, 13.6969, "ratio", rel_tol=0.05).correct
 
 
-def test_shape_checker():
-    assert E.check_shape(torch.Size([256, 6, 6]), (256, 6, 6), "s").correct
-    assert "dimension(s) [1, 2]" in str(E.check_shape((256, 12, 12), (256, 6, 6), "s"))
-    assert "has 3 dimensions; you gave 4" in str(E.check_shape((1, 256, 6, 6), (256, 6, 6), "s"))
-    assert "Expected a shape" in str(E.check_shape(5, (1,), "s"))
+def test_shape_and_choice_checkers():
+    assert engine.check_shape(torch.Size([256, 6, 6]), (256, 6, 6), "s").correct
+    assert "dimension(s) [1, 2]" in str(engine.check_shape((256, 12, 12), (256, 6, 6), "s"))
+    assert "has 3 dimensions; you gave 4" in str(engine.check_shape((1, 256, 6, 6), (256, 6, 6), "s"))
+    assert "Expected a shape" in str(engine.check_shape(5, (1,), "s"))
+    assert engine.check_choice("b", "B", {"A": "a", "B": "b"}, "q").correct
+    assert "Answer with one of A, B" in str(engine.check_choice("Z", "B", {"A": "a", "B": "b"}, "q"))
 
 
-def test_chapter_answers():
-    assert E.shapes_stage_output((256, 6, 6)).correct
-    # The true stage output, traced, is what the checker expects.
-    model = M.d2l_resnet18().eval()
-    with torch.no_grad():
-        h = model.maxpool(model.relu(model.bn1(model.conv1(torch.zeros(1, 1, 96, 96)))))
-        h = model.layer3(model.layer2(model.layer1(h)))
-    assert E.shapes_stage_output(h.shape[1:]).correct
-    assert E.shapes_bottleneck_params(75_008).correct
-    assert not E.shapes_bottleneck_params(58_880).correct  # forgot the projection
-    assert E.shapes_find_the_bug("d").correct
-    assert "Answer with one of A, B, C, D" in str(E.shapes_find_the_bug("E"))
+def test_feedback_renders_html_and_escapes():
+    assert "Correct!" in engine.Feedback(True, "ok")._repr_html_()
+    assert "&lt;this&gt;" in engine.Feedback(False, "no", "try <this>")._repr_html_()
 
 
-class GoodBlock(nn.Module):
+# --- The BasicBlock: correct blocks in other styles pass ------------------------------------------------
+
+
+class OwnNames(nn.Module):
     def __init__(self, inplanes, planes, stride):
         super().__init__()
         self.c1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
@@ -55,48 +73,287 @@ class GoodBlock(nn.Module):
         return torch.relu(out + self.short(x))
 
 
-class PlainBlock(GoodBlock):
+class SequentialStyle(nn.Module):
+    """Shortcut registered before the body, body in an nn.Sequential, functional ReLU at the end."""
+
+    def __init__(self, inplanes, planes, stride):
+        super().__init__()
+        self.skip = None
+        if stride != 1 or inplanes != planes:
+            self.skip = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+        self.body = nn.Sequential(
+            nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(),
+            nn.Conv2d(planes, planes, 3, 1, 1, bias=False), nn.BatchNorm2d(planes),
+        )  # fmt: skip
+
+    def forward(self, x):
+        identity = x if self.skip is None else self.skip(x)
+        return F.relu(self.body(x) + identity)
+
+
+@pytest.mark.parametrize("block", [OwnNames, SequentialStyle, T.reference_basic_block])
+def test_correct_blocks_in_any_style_pass(block):
+    fb = T.basic_block(block)
+    assert fb.correct, str(fb)
+    assert "training and evaluation mode" in fb.message
+
+
+# --- Each classic mistake, caught and named ----------------------------------------------------------
+
+
+class ReluBeforeAdd(OwnNames):
+    def forward(self, x):
+        return torch.relu(self.b2(self.c2(torch.relu(self.b1(self.c1(x)))))) + self.short(x)
+
+
+class NoReluAfterAdd(OwnNames):
+    def forward(self, x):
+        return self.b2(self.c2(torch.relu(self.b1(self.c1(x))))) + self.short(x)
+
+
+class StrideOnSecond(OwnNames):
+    def __init__(self, inplanes, planes, stride):
+        super().__init__(inplanes, planes, stride)
+        self.c1 = nn.Conv2d(inplanes, planes, 3, 1, 1, bias=False)
+        self.c2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+
+
+class ProjectionWithoutBN(OwnNames):
+    def __init__(self, inplanes, planes, stride):
+        super().__init__(inplanes, planes, stride)
+        if stride != 1 or inplanes != planes:
+            self.short = nn.Conv2d(inplanes, planes, 1, stride, bias=False)
+
+
+class IdentityWhereShapeChanges(OwnNames):
+    def __init__(self, inplanes, planes, stride):
+        super().__init__(inplanes, planes, stride)
+        self.short = nn.Identity()
+
+
+class ProjectionEverywhere(OwnNames):
+    def __init__(self, inplanes, planes, stride):
+        super().__init__(inplanes, planes, stride)
+        self.short = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+
+class NoShortcut(OwnNames):
     def forward(self, x):
         return torch.relu(self.b2(self.c2(torch.relu(self.b1(self.c1(x))))))
 
 
-class PaddedBlock(GoodBlock):
-    def __init__(self, inplanes, planes, stride):
-        super().__init__(inplanes, planes, stride)
-        self.c2 = nn.Conv2d(planes, planes, 3, 1, 2, bias=False)  # grows the map
+@pytest.mark.parametrize(
+    "block,named",
+    [
+        (ReluBeforeAdd, "the ReLU comes before the addition"),
+        (NoReluAfterAdd, "there is no ReLU after the addition"),
+        (StrideOnSecond, "the stride is on the second convolution"),
+        (ProjectionWithoutBN, "the projection shortcut has no BatchNorm"),
+        (IdentityWhereShapeChanges, "the shortcut stays the identity where the shape changes"),
+        (ProjectionEverywhere, "every block has a projection shortcut"),
+        (NoShortcut, "there is no shortcut at all"),
+    ],
+)
+def test_each_basic_block_mistake_is_named(block, named):
+    fb = T.basic_block(block)
+    assert not fb.correct and named in fb.message and fb.hint, str(fb)
 
 
-class NoStrideBlock(GoodBlock):
-    def __init__(self, inplanes, planes, stride):
-        super().__init__(inplanes, planes, 1)  # ignores the stride
+class PaddedBottleneck(nn.Module):
+    expansion = 4
 
-
-class CrashingBlock(nn.Module):
     def __init__(self, inplanes, planes, stride):
         super().__init__()
-        raise NotImplementedError("TODO")
+        out = planes * 4
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out, 1, padding=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.down = None
+        if stride != 1 or inplanes != out:
+            self.down = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return torch.relu(out + (x if self.down is None else self.down(x)))
 
 
-def test_block_checker_accepts_a_correct_block():
-    fb = E.shapes_basic_block(GoodBlock)
-    assert fb.correct, str(fb)
+class GoodBottleneck(PaddedBottleneck):
+    def __init__(self, inplanes, planes, stride):
+        super().__init__(inplanes, planes, stride)
+        self.conv1.padding = self.conv3.padding = (0, 0)
 
 
-def test_block_checker_explains_each_kind_of_mistake():
-    assert "does not add its input back" in str(E.shapes_basic_block(PlainBlock))
-    assert "failed: RuntimeError: The size of tensor a (10)" in str(E.shapes_basic_block(PaddedBlock))
-    assert "should output (2, 64, 8, 8) for input (2, 32, 16, 16); got (2, 64, 16, 16)" in str(
-        E.shapes_basic_block(NoStrideBlock)
-    )
-    assert "Building your block(32, 64, 2) failed: NotImplementedError: TODO" in str(
-        E.shapes_basic_block(CrashingBlock)
-    )
-    assert "Hint:" in str(E.shapes_basic_block(PlainBlock))
-    assert not E.shapes_basic_block(nn.Linear).correct
-    assert not E.shapes_basic_block(42).correct
+def test_bottleneck_with_padded_1x1_is_named_and_a_good_one_passes():
+    fb = T.bottleneck(PaddedBottleneck)
+    assert not fb.correct and "a 1x1 convolution has padding=1" in fb.message, str(fb)
+    assert T.bottleneck(GoodBottleneck).correct
+    GoodBottleneck.expansion = 1
+    try:
+        assert "expansion is 1" in str(T.bottleneck(GoodBottleneck))
+    finally:
+        GoodBottleneck.expansion = 4
 
 
-def test_feedback_renders_html():
-    assert "Correct!" in E.Feedback(True, "ok")._repr_html_()
-    assert "Hint" in E.Feedback(False, "no", "try <this>")._repr_html_()
-    assert "&lt;this&gt;" in E.Feedback(False, "no", "try <this>")._repr_html_()
+# --- Broken code gets feedback, never a traceback ---------------------------------------------------
+
+
+class Raises(nn.Module):
+    def __init__(self, inplanes, planes, stride):
+        super().__init__()
+        raise NotImplementedError("build your block here")
+
+
+class NeedsMore(nn.Module):
+    def __init__(self, inplanes, planes, stride, groups):
+        super().__init__()
+
+
+class ReturnsTuple(OwnNames):
+    def forward(self, x):
+        return super().forward(x), x
+
+
+class ForwardCrashes(OwnNames):
+    def forward(self, x):
+        return self.c2(x.flatten(1))
+
+
+def test_broken_code_gets_feedback_not_a_traceback():
+    assert "Building your block(16, 16, 1) failed: NotImplementedError: build your block here" in str(
+        T.basic_block(Raises))  # fmt: skip
+    assert "positional arguments only" in str(T.basic_block(NeedsMore))
+    assert "should return a tensor; it returned tuple" in str(T.basic_block(ReturnsTuple))
+    assert "failed: RuntimeError" in str(T.basic_block(ForwardCrashes))
+    assert "Pass the class itself (OwnNames, not OwnNames(...))" in str(T.basic_block(OwnNames(16, 16, 1)))
+    assert "Expected an nn.Module class, got int" in str(T.basic_block(42))
+    assert "should give an nn.Module, gave int" in str(T.basic_block(lambda *a: 3))
+
+
+def test_placement_names_what_it_cannot_place():
+    class Extra(OwnNames):
+        def __init__(self, inplanes, planes, stride):
+            super().__init__(inplanes, planes, stride)
+            self.extra = nn.Linear(3, 3)
+
+    with pytest.raises(engine.PlacementError, match="your module has extra \\(Linear\\(3, 3\\)\\)"):
+        engine.place_weights(T.reference_basic_block(16, 16, 1), Extra(16, 16, 1))
+    with pytest.raises(engine.PlacementError, match=r"the reference has downsample.1 \(BatchNorm2d\(32,\)\) with"):
+        engine.place_weights(T.reference_basic_block(16, 32, 2), ProjectionWithoutBN(16, 32, 2))
+    assert "not built like the reference" in str(T.basic_block(Extra))
+
+
+# --- Every chapter's checkers: the references pass, known wrong answers do not ---------------------
+
+
+def test_chapter_code_exercises_accept_their_references():
+    from resnet_lab.beyond import delete_block
+    from resnet_lab.exercises import beyond, cifar, degradation, fashion, keras, residual, transfer
+    from resnet_lab.theory import gradient_norms
+    from resnet_lab.transfer import freeze_backbone, replace_head
+
+    assert degradation.plain_block(M.PlainBlock).correct
+    assert degradation.option_a_shortcut(M.ShortcutA).correct
+    assert residual.residual_wrapper(residual.Residual).correct
+    assert residual.gradient_norms(gradient_norms).correct
+    assert fashion.per_class_accuracy(fashion.reference_per_class_accuracy).correct
+    assert fashion.training_step(fashion._reference_step).correct
+    assert cifar.step_schedule(cifar.reference_step_schedule).correct
+    assert cifar.pad_and_crop(_crop).correct
+    assert beyond.preact_block(beyond.reference_preact_block).correct
+    assert beyond.delete_block(delete_block).correct
+    assert transfer.freeze_backbone(freeze_backbone).correct
+    assert transfer.replace_head(replace_head).correct
+    assert keras.kernel_to_keras(lambda w: w.permute(2, 3, 1, 0).numpy()).correct
+    assert keras.momentum_to_keras(lambda m: 1 - m).correct
+
+
+def _crop(x, pad, g):
+    """Pad-and-crop image by image, the way a first solution would."""
+    padded = F.pad(x, (pad, pad, pad, pad))
+    n, _, h, w = x.shape
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=g)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=g)
+    return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
+
+
+def test_chapter_code_exercises_name_known_mistakes():
+    from resnet_lab.exercises import cifar, degradation, fashion, keras, residual
+
+    assert "it returns f(x) without adding x" in str(residual.residual_wrapper(lambda f: _OnlyF(f)))
+    assert "all the new zero channels are at the end" in str(degradation.option_a_shortcut(_PadAtEnd))
+    assert "precision per predicted class" in str(fashion.per_class_accuracy(lambda c: c.diagonal() / c.sum(0)))
+    assert "gradients are never zeroed" in str(fashion.training_step(fashion._no_zero_grad))
+    assert "one iteration late" in str(cifar.step_schedule(lambda i: 0.1 if i <= 32_000 else 0.01 if i <= 48_000
+                                                          else 0.001))  # fmt: skip
+    assert "cropped at the centre" in str(cifar.pad_and_crop(lambda x, pad, g: x.clone()))
+    assert "same number" in str(keras.momentum_to_keras(lambda m: m))
+    assert "swapped" in str(keras.kernel_to_keras(lambda w: w.permute(2, 3, 0, 1).numpy()))
+
+
+class _OnlyF(nn.Module):
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, x):
+        return self.f(x)
+
+
+class _PadAtEnd(nn.Module):
+    def __init__(self, i, o, s):
+        super().__init__()
+        self.i, self.o, self.s = i, o, s
+
+    def forward(self, x):
+        return F.pad(x[:, :, :: self.s, :: self.s], (0, 0, 0, 0, 0, self.o - self.i))
+
+
+def test_number_and_choice_exercises():
+    from resnet_lab.exercises import cifar, fashion, residual, tracing, transfer
+
+    assert residual.residual_gradient(2.6).correct and residual.residual_gradient(2.59).correct
+    assert not residual.residual_gradient(2.0).correct
+    assert residual.plain_gradient(1e-10).correct and not residual.plain_gradient(0.0).correct
+    assert tracing.stage_output((256, 6, 6)).correct and tracing.bottleneck_params(75_008).correct
+    assert not tracing.bottleneck_params(58_880).correct  # forgot the projection
+    assert tracing.find_the_bug("d").correct
+    assert fashion.steps_per_epoch(469).correct and not fashion.steps_per_epoch(468).correct
+    assert cifar.epochs_of_paper(163.84).correct and cifar.epochs_of_paper(164).correct
+    assert not cifar.epochs_of_paper(182).correct
+    assert transfer.probe_parameters(52_326).correct
+
+
+def test_every_chapter_has_two_code_exercises_and_the_book_twelve():
+    per_chapter: dict[str, int] = {}
+    for (chapter, _), (_, kind) in E.EXERCISES.items():
+        per_chapter[chapter] = per_chapter.get(chapter, 0) + (kind == "code")
+    assert set(per_chapter) == {"tracing", "degradation", "residual", "fashion", "cifar", "beyond", "transfer",
+                                "keras"}  # fmt: skip
+    assert all(n >= 2 for n in per_chapter.values()) and sum(per_chapter.values()) >= 12
+
+
+def test_scorecard_lists_this_sessions_answers():
+    from resnet_lab.exercises import tracing
+
+    tracing.stage_output((1, 2, 3))
+    card = E.scorecard("tracing")
+    row = next(r for r in card.rows if r[1] == "Output shape of D2L's layer3")
+    assert row[3] is False and "not yet" in str(card)
+    tracing.stage_output((256, 6, 6))
+    assert next(r for r in E.scorecard("tracing").rows if r[1] == "Output shape of D2L's layer3")[3] is True
+    assert "Scorecard" in E.scorecard("tracing")._repr_html_()
+
+
+def test_a_checker_that_breaks_gives_feedback():
+    @engine.exercise("test", "broken checker", "number")
+    def broken(answer):
+        raise KeyError("oops")
+
+    fb = broken(1)
+    assert not fb.correct and "could not run your answer: KeyError" in fb.message
+    del E.EXERCISES[("test", "broken")]
