@@ -1,11 +1,15 @@
-"""Helpers that every chapter notebook calls: the banner, plots, the live tracer.
+"""Helpers that every chapter notebook calls: the set-up cell, figure style, source display, the tracer widget.
 
 ``setup()`` is the banner cell of every chapter: it prints the profile in
-force, the device, and the torch and resnet_lab versions, and returns the
-:class:`~resnet_lab.profiles.Profile` so the chapter can size its runs.
+force, the device, and the torch and resnet_lab versions, applies the
+book's figure style (fonts as large as the page's text at the column's
+width), seeds torch, and returns the :class:`~resnet_lab.profiles.Profile`
+whose sizes the chapter reads.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 
@@ -13,15 +17,53 @@ from . import models as M
 from .profiles import Profile, banner, get_profile
 from .trace import Trace, trace
 
-__all__ = ["setup", "build_model", "stage_bar_chart", "tracer_widget", "FAMILIES"]
+__all__ = ["setup", "FIGURE_STYLE", "show_source", "build_model", "stage_bar_chart", "tracer_widget", "FAMILIES"]
+
+#: Figures at most 7 inches wide at 100 dpi (700 px, the book's column) with
+#: 12-point text (about 17 px, the size of the body text), so nothing is
+#: scaled down in the page.
+FIGURE_STYLE = {
+    "figure.figsize": (6.4, 3.6),
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "font.size": 12,
+    "axes.titlesize": 12,
+    "axes.labelsize": 12,
+    "xtick.labelsize": 11,
+    "ytick.labelsize": 11,
+    "legend.fontsize": 11,
+    "legend.title_fontsize": 11,
+    "lines.linewidth": 1.8,
+}
 
 
 def setup(profile: str | None = None, seed: int = 0) -> Profile:
-    """Print the banner, seed torch, and return the profile in force."""
+    """Print the banner, apply the figure style, seed torch, and return the profile in force."""
+    import matplotlib as mpl
+
     chosen = get_profile(profile)
+    mpl.rcParams.update(FIGURE_STYLE)
+    try:  # the inline backend keeps its own dpi for figures shown in a notebook
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("png")
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            shell.run_line_magic("config", f"InlineBackend.rc = {FIGURE_STYLE!r}")
+    except ImportError:
+        pass
     torch.manual_seed(seed)
     print(banner(chosen))
     return chosen
+
+
+def show_source(obj) -> object:
+    """The source of a function or class from ``resnet_lab``, as highlighted code in a notebook."""
+    from IPython.display import Code
+
+    return Code(inspect.getsource(obj), language="python")
 
 
 #: Families the interactive tracer offers, with the depths each allows.
@@ -38,11 +80,9 @@ def build_model(family: str, depth: int, in_channels: int = 3, shortcut: str = "
     if family == "CIFAR ResNet":
         return M.cifar_resnet(depth, shortcut, in_channels=in_channels)
     if family == "CIFAR plain":
-        return M.plain_cifar(depth, in_channels=in_channels)
+        return M.cifar_resnet(depth, plain=True, in_channels=in_channels)
     if family == "ImageNet ResNet":
-        model = getattr(M, f"resnet{depth}")(in_channels=in_channels)
-        # Options A/C apply to the CIFAR family; ImageNet models use B (torchvision's).
-        return model
+        return getattr(M, f"resnet{depth}")(in_channels=in_channels)  # option B, as torchvision
     if family == "D2L ResNet-18":
         return M.d2l_resnet18(in_channels=in_channels)
     raise ValueError(f"family must be one of {list(FAMILIES)}, got {family!r}")
@@ -52,23 +92,22 @@ def stage_bar_chart(t: Trace, ax=None):
     """Bar chart of parameters and MACs per top-level module (stem parts merged)."""
     import matplotlib.pyplot as plt
 
-    totals = t.stage_totals()
     groups: dict[str, list[int]] = {}
-    for name, (params, macs) in totals.items():
+    for name, (params, macs) in t.stage_totals().items():
         key = name if name.startswith("layer") or name == "fc" else "stem" if name != "avgpool" else "fc"
         groups.setdefault(key, [0, 0])
         groups[key][0] += params
         groups[key][1] += macs
     names = list(groups)
     if ax is None:
-        _, ax = plt.subplots(1, 2, figsize=(9, 2.8))
+        _, ax = plt.subplots(1, 2, figsize=(6.8, 3.2))
     ax[0].bar(names, [groups[n][0] / 1e6 for n in names], color="#4c72b0")
     ax[0].set_ylabel("parameters (M)")
     ax[1].bar(names, [groups[n][1] / 1e6 for n in names], color="#dd8452")
     ax[1].set_ylabel("MACs (M)")
     for a in ax:
-        a.tick_params(axis="x", rotation=30)
-    ax[0].figure.suptitle(f"{t.model_name} on {'x'.join(map(str, t.input_shape[1:]))}", fontsize=10)
+        a.tick_params(axis="x", rotation=45)
+    ax[0].figure.suptitle(f"{t.model_name} on {'x'.join(map(str, t.input_shape[1:]))}")
     ax[0].figure.tight_layout()
     return ax
 
@@ -104,4 +143,4 @@ def tracer_widget():
     for w in (family, depth, size, channels, shortcut):
         w.observe(refresh, names="value")
     refresh()
-    return W.VBox([W.HBox([family, depth, channels]), W.HBox([size, shortcut]), out])
+    return W.VBox([W.HBox([family, depth]), W.HBox([channels, shortcut]), size, out])

@@ -1,14 +1,17 @@
 """Small measurements behind the chapter "Residual learning".
 
 * :func:`gradient_norms`: per-layer gradient norms of a network at
-  initialisation, to compare plain and residual stacks of growing depth.
+  initialisation, to compare plain, residual and pre-activation stacks.
 * :func:`learn_identity`: how fast a plain stack and a residual block learn
   to reproduce their input (the paper's argument for F(x) = H(x) - x).
 * :func:`shattered_gradients` and :func:`autocorrelation`: gradients of a
-  scalar network along a 1-D sweep of inputs (Balduzzi et al. 2017).
+  scalar network along a 1-D sweep of inputs (Balduzzi et al. 2017), with
+  :func:`shattering` averaging them over seeds.
 """
 
 from __future__ import annotations
+
+import statistics
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +19,8 @@ from torch import nn
 
 from . import models as M
 
-__all__ = ["gradient_norms", "learn_identity", "ScalarNet", "shattered_gradients", "autocorrelation"]
+__all__ = ["gradient_norms", "cifar_gradient_norms", "learn_identity", "ScalarNet", "shattered_gradients",
+           "autocorrelation", "shattering"]  # fmt: skip
 
 
 def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[float]:
@@ -37,10 +41,14 @@ def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[f
     return norms
 
 
-def cifar_gradient_norms(depth: int, plain: bool, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> list[float]:
-    """:func:`gradient_norms` of a freshly initialised CIFAR-family network."""
+def cifar_gradient_norms(depth: int, kind: str, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> list[float]:
+    """:func:`gradient_norms` of a freshly initialised CIFAR-family network of ``kind``
+    ``"plain"``, ``"residual"`` (post-activation, the 2015 block) or ``"preact"``."""
+    if kind not in ("plain", "residual", "preact"):
+        raise ValueError(f"kind must be 'plain', 'residual' or 'preact', got {kind!r}")
     torch.manual_seed(seed)
-    model = M.cifar_resnet(depth, plain=plain, in_channels=x.shape[1], num_classes=int(y.max()) + 1)
+    model = M.cifar_resnet(depth, plain=kind == "plain", preact=kind == "preact", in_channels=x.shape[1],
+                           num_classes=int(y.max()) + 1)  # fmt: skip
     return gradient_norms(model, x, y)
 
 
@@ -90,8 +98,10 @@ def learn_identity(width: int = 32, layers: int = 2, steps: int = 300, lr: float
 class ScalarNet(nn.Module):
     """Scalar in, scalar out: ``depth`` hidden layers of ``width`` ReLU units with BN.
 
-    With ``residual=True`` every hidden layer after the first is a residual
-    block h + BN(W relu(h))-style update, as in Balduzzi et al. (2017), Fig. 1.
+    The first layer is h = relu(W0 x). Every further layer updates h as
+    h <- relu(BN(W h)) (plain) or h <- h + relu(BN(W h)) (``residual=True``):
+    the residual form of Balduzzi et al. (2017), Fig. 1, with the addition
+    last. The output is a linear read-out of the last h.
     """
 
     def __init__(self, depth: int, width: int = 200, residual: bool = False) -> None:
@@ -105,17 +115,28 @@ class ScalarNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.inp(x))
         for lin, bn in zip(self.hidden, self.norms):
-            update = bn(lin(h))
-            h = h + torch.relu(update) if self.residual else torch.relu(update)
+            update = torch.relu(bn(lin(h)))
+            h = h + update if self.residual else update
         return self.out(h)
 
 
 def shattered_gradients(depth: int, residual: bool, points: int = 256, width: int = 200,
                         seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """Inputs x in [-2, 2] and the gradient d f / d x of a fresh :class:`ScalarNet` at each."""
+    """Inputs x in [-2, 2] and the gradient df/dx of a fresh :class:`ScalarNet` at each, input by input.
+
+    BatchNorm's statistics are those of the whole sweep, computed once and
+    then fixed (evaluation mode): each point's gradient then depends on that
+    point alone, not on the other points of the batch.
+    """
     torch.manual_seed(seed)
-    net = ScalarNet(depth, width, residual).train()
-    x = torch.linspace(-2, 2, points).unsqueeze(1).requires_grad_(True)
+    net = ScalarNet(depth, width, residual)
+    x = torch.linspace(-2, 2, points).unsqueeze(1)
+    for bn in net.norms:
+        bn.momentum = None  # a cumulative average: after one pass, the statistics of that pass
+    with torch.no_grad():
+        net.train()(x)
+    net.eval()
+    x.requires_grad_(True)
     (grad,) = torch.autograd.grad(net(x).sum(), x)
     return x.detach().squeeze(1), grad.squeeze(1)
 
@@ -125,3 +146,17 @@ def autocorrelation(g: torch.Tensor, max_lag: int = 50) -> torch.Tensor:
     g = (g - g.mean()) / (g.std() + 1e-12)
     n = len(g)
     return torch.stack([(g[: n - k] * g[k:]).mean() for k in range(max_lag + 1)])
+
+
+def shattering(depth: int, residual: bool, seeds: int = 5, points: int = 256, interior: float = 0.8,
+               lags: tuple[int, ...] = (1, 5), width: int = 200) -> dict[int, tuple[float, float]]:  # fmt: skip
+    """Autocorrelation of the input-gradient at ``lags``, over the middle ``interior`` of the sweep:
+    ``{lag: (mean over seeds, sample standard deviation)}``."""
+    cut = int(points * (1 - interior) / 2)
+    values: dict[int, list[float]] = {lag: [] for lag in lags}
+    for seed in range(seeds):
+        _, g = shattered_gradients(depth, residual, points, width, seed)
+        corr = autocorrelation(g[cut : points - cut], max(lags))
+        for lag in lags:
+            values[lag].append(corr[lag].item())
+    return {lag: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0) for lag, v in values.items()}

@@ -1,0 +1,194 @@
+"""The book's CIFAR ResNet in Keras 3, and the bridge between the two frameworks.
+
+Keras 3 runs on PyTorch when ``KERAS_BACKEND=torch`` is set before its first
+import; :func:`keras` does that (and refuses a Keras already running on
+another backend). :func:`keras_resnet` builds the CIFAR ResNet of
+:func:`resnet_lab.models.cifar_resnet` with ``keras.layers``, the way Keras
+tutorials write it; :func:`copy_weights` copies our weights into it, which
+takes every difference in :data:`DIFFERENCES` into account; chapter "The
+same ResNet in Keras" demonstrates each one and trains both.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+
+from . import models as M
+from .recipes import Recipe
+from .train import lr_at
+
+__all__ = ["keras", "keras_resnet", "copy_weights", "keras_input", "DIFFERENCES", "torch_kernel_to_keras",
+           "torch_momentum_to_keras", "keras_fit", "parameter_counts"]  # fmt: skip
+
+#: What differs between a PyTorch and a Keras ResNet, and what to do about it.
+DIFFERENCES = [
+    ("tensor layout", "NCHW (channels first)", "NHWC (channels last)", "transpose inputs: x.permute(0, 2, 3, 1)"),
+    ("convolution kernel", "(out, in, kh, kw)", "(kh, kw, in, out)", "weight.permute(2, 3, 1, 0)"),
+    ("dense kernel", "(out, in), y = x W^T + b", "(in, out), y = x W + b", "weight.T"),
+    ("BatchNorm epsilon", "1e-5", "1e-3", "BatchNormalization(epsilon=1e-5)"),
+    ("BatchNorm momentum", "0.1: weight of the new batch", "0.99: weight of the old average",
+     "Keras momentum = 1 - PyTorch momentum (0.9)"),
+    ("padding of a stride-2 3x3 conv", "padding=1: one row/column each side",
+     "'same': 0 before, 1 after (for even sizes)", "ZeroPadding2D(1) + padding='valid'"),
+    ("parameter count", "parameters only", "counts BN's moving mean and variance too",
+     "compare trainable parameters"),
+    ("weight decay", "SGD(weight_decay=wd): wd * w added to the gradient",
+     "optimizer weight_decay: decoupled", "kernel_regularizer=L2(wd / 2)"),
+]  # fmt: skip
+
+
+def keras():
+    """Import Keras 3 on the PyTorch backend (set ``KERAS_BACKEND=torch`` first, as Colab also needs)."""
+    import sys
+
+    if "keras" in sys.modules:
+        import keras as k
+
+        if k.backend.backend() != "torch":
+            raise RuntimeError(f"Keras is already running on {k.backend.backend()!r}; restart the kernel and set "
+                               "os.environ['KERAS_BACKEND'] = 'torch' before the first 'import keras'.")  # fmt: skip
+        return k
+    os.environ["KERAS_BACKEND"] = "torch"
+    import keras as k
+
+    return k
+
+
+def _shortcut_a_layer():
+    k = keras()
+
+    class ShortcutA(k.layers.Layer):
+        """Option A in Keras: every ``stride``-th pixel, zero channels split before and after."""
+
+        def __init__(self, out_planes: int, stride: int, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.out_planes, self.stride = out_planes, stride
+
+        def call(self, x):
+            x = x[:, :: self.stride, :: self.stride, :]
+            extra = self.out_planes - x.shape[-1]
+            return k.ops.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
+
+        def compute_output_shape(self, shape):
+            h = None if shape[1] is None else -(-shape[1] // self.stride)
+            w = None if shape[2] is None else -(-shape[2] // self.stride)
+            return (shape[0], h, w, self.out_planes)
+
+        def get_config(self):
+            return {**super().get_config(), "out_planes": self.out_planes, "stride": self.stride}
+
+    return ShortcutA
+
+
+def keras_resnet(depth: int = 20, in_channels: int = 3, num_classes: int = 10, size: int = 32, *,
+                 epsilon: float = 1e-5, momentum: float = 0.9, explicit_padding: bool = True,
+                 weight_decay: float = 0.0, flip: bool = False):  # fmt: skip
+    """The CIFAR ResNet-``depth`` (option A) as a Keras functional model on NHWC inputs.
+
+    The defaults match PyTorch's: BN epsilon 1e-5 and momentum 0.9 (= 0.1 in
+    PyTorch's sense), explicit zero padding before each 3x3 convolution.
+    ``explicit_padding=False`` uses Keras' ``padding="same"`` instead.
+    ``weight_decay`` adds an L2 penalty of ``weight_decay / 2`` to every kernel,
+    which equals PyTorch SGD's weight decay; ``flip`` adds random horizontal
+    flips during training.
+    """
+    k = keras()
+    L = k.layers
+    if (depth - 2) % 6 or depth < 8:
+        raise ValueError(f"depth must be 6n + 2, got {depth}")
+    n = (depth - 2) // 6
+    reg = k.regularizers.L2(weight_decay / 2) if weight_decay else None
+    shortcut_a = _shortcut_a_layer()
+
+    def conv3x3(x, filters: int, stride: int, name: str):
+        if explicit_padding:
+            x = L.ZeroPadding2D(1, name=f"{name}_pad")(x)
+        return L.Conv2D(filters, 3, strides=stride, padding="valid" if explicit_padding else "same", use_bias=False,
+                        kernel_regularizer=reg, name=name)(x)  # fmt: skip
+
+    def bn(x, name: str):
+        return L.BatchNormalization(epsilon=epsilon, momentum=momentum, name=name)(x)
+
+    inputs = k.Input((size, size, in_channels))
+    x = L.RandomFlip("horizontal", name="flip")(inputs) if flip else inputs
+    x = L.ReLU(name="relu")(bn(conv3x3(x, 16, 1, "conv1"), "bn1"))
+    planes_in = 16
+    for stage, planes in enumerate((16, 32, 64), start=1):
+        for b in range(n):
+            stride = 2 if stage > 1 and b == 0 else 1
+            p = f"layer{stage}_{b}"
+            out = L.ReLU(name=f"{p}_relu1")(bn(conv3x3(x, planes, stride, f"{p}_conv1"), f"{p}_bn1"))
+            out = bn(conv3x3(out, planes, 1, f"{p}_conv2"), f"{p}_bn2")
+            short = x if stride == 1 and planes_in == planes else shortcut_a(planes, stride, name=f"{p}_short")(x)
+            x = L.ReLU(name=f"{p}_relu2")(L.Add(name=f"{p}_add")([out, short]))
+            planes_in = planes
+    x = L.GlobalAveragePooling2D(name="avgpool")(x)
+    outputs = L.Dense(num_classes, kernel_regularizer=reg, name="fc")(x)
+    return k.Model(inputs, outputs, name=f"keras_resnet{depth}")
+
+
+def torch_kernel_to_keras(weight: torch.Tensor) -> np.ndarray:
+    """A PyTorch convolution weight (out, in, kh, kw) as a Keras kernel (kh, kw, in, out)."""
+    return weight.detach().permute(2, 3, 1, 0).cpu().numpy()
+
+
+def torch_momentum_to_keras(momentum: float) -> float:
+    """PyTorch BN momentum (weight of the new batch) -> Keras momentum (weight of the old average)."""
+    return 1.0 - momentum
+
+
+def copy_weights(ours: M.ResNet, model) -> None:
+    """Copy every weight and BN statistic of our CIFAR ResNet into :func:`keras_resnet`'s model."""
+    for path, module in ours.named_modules():
+        name = path.replace(".", "_")
+        if isinstance(module, torch.nn.Conv2d):
+            model.get_layer(name).set_weights([torch_kernel_to_keras(module.weight)])
+        elif isinstance(module, torch.nn.BatchNorm2d):
+            model.get_layer(name).set_weights([t.detach().cpu().numpy() for t in (
+                module.weight, module.bias, module.running_mean, module.running_var)])  # fmt: skip
+        elif isinstance(module, torch.nn.Linear):
+            model.get_layer(name).set_weights([module.weight.detach().T.cpu().numpy(),
+                                               module.bias.detach().cpu().numpy()])  # fmt: skip
+
+
+def keras_input(x: torch.Tensor) -> np.ndarray:
+    """A batch in PyTorch's NCHW layout as the NHWC array Keras takes."""
+    return x.detach().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def parameter_counts(model) -> tuple[int, int]:
+    """(trainable, total) parameters of a Keras model; the difference is BN's moving statistics."""
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    return trainable, model.count_params()
+
+
+def keras_fit(model, recipe: Recipe, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+              epochs: int, num_classes: int = 10, seed: int = 0) -> dict[str, list[float]]:  # fmt: skip
+    """``model.fit`` with ``recipe``'s SGD settings and learning-rate schedule (set per step, as ``fit``
+    does); returns Keras' history dict (loss, accuracy, val_loss, val_accuracy per epoch)."""
+    k = keras()
+    k.utils.set_random_seed(seed)
+    steps_per_epoch = math.ceil(len(x) / recipe.batch_size)
+    total = epochs * steps_per_epoch
+    warmup = round(recipe.warmup_epochs * steps_per_epoch)
+
+    class Schedule(k.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            return lr_at(int(step), total, recipe.lr, recipe.schedule, warmup)
+
+        def get_config(self):
+            return {}
+
+    model.compile(
+        optimizer=k.optimizers.SGD(learning_rate=Schedule(), momentum=recipe.momentum, nesterov=recipe.nesterov),
+        loss=k.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing),
+        metrics=["accuracy"],
+    )
+    one_hot = np.eye(num_classes, dtype="float32")
+    history = model.fit(x, one_hot[y], batch_size=recipe.batch_size, epochs=epochs, shuffle=True, verbose=0,
+                        validation_data=(x_test, one_hot[y_test]))  # fmt: skip
+    return history.history

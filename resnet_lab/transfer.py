@@ -1,0 +1,192 @@
+"""Transfer learning: reuse a trained ResNet's features for a new task, three ways, and predict one image.
+
+* The three ways: train from scratch, a *linear probe* (:func:`freeze_backbone`:
+  the pretrained features stay fixed, only a new head learns) and
+  *fine-tuning* (everything learns, the backbone at a smaller rate: the
+  recipe's ``backbone_lr_scale``). :func:`replace_head` gives a network a new
+  classifier for k classes.
+* Online, the pretrained network is torchvision's ImageNet ResNet
+  (:func:`imagenet_weights`), loaded into our :func:`resnet_lab.models.resnet18`
+  through the strict state_dict parity, and the new task Flowers102
+  (:func:`load_flowers102`). Offline, it is the book's own network trained on
+  five Fashion-MNIST classes and transferred to the other five.
+* :func:`predict_image` does what a tutorial's prediction script does, with
+  the checks it usually lacks: safe loading, the training preprocessing,
+  eval mode, top-k classes with probabilities, and a clear error for a
+  missing file, a non-image or an image with the wrong number of channels.
+
+Chapter "Transfer learning" runs all of it.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import models as M
+from .data import ImageSet, data_root
+
+__all__ = ["SOURCE_CLASSES", "TARGET_CLASSES", "freeze_backbone", "replace_head", "trainable_parameters",
+           "imagenet_weights", "load_flowers102", "Preprocess", "predict_image", "epochs_for_steps",
+           "pretrained_copy"]  # fmt: skip
+
+#: Fashion-MNIST split into a source task (pre-training) and a target task (transfer).
+SOURCE_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat")
+TARGET_CLASSES = ("Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+def freeze_backbone(model: M.ResNet, bn_eval: bool = True) -> M.ResNet:
+    """Freeze every parameter but the head ``fc`` (a linear probe). With ``bn_eval`` the frozen
+    BatchNorm layers also stay in eval mode during training, so their running statistics stay the
+    pretrained ones; otherwise training batches would overwrite them, and the frozen features drift."""
+    for name, p in model.named_parameters():
+        p.requires_grad = name.startswith("fc.")
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.frozen_eval = bn_eval
+    return model
+
+
+def replace_head(model: M.ResNet, num_classes: int) -> M.ResNet:
+    """Give ``model`` a fresh classifier for ``num_classes`` classes (the features stay)."""
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    model.fc = nn.Linear(model.fc.in_features, num_classes)
+    model.num_classes = num_classes
+    return model
+
+
+def trainable_parameters(model: nn.Module) -> int:
+    """Parameters that an optimizer would update (``requires_grad``)."""
+    return M.count_parameters(model, trainable_only=True)
+
+
+def epochs_for_steps(images: int, batch_size: int, steps: int) -> int:
+    """Epochs that give at least ``steps`` optimizer steps on ``images`` images (few labels: many epochs)."""
+    per_epoch = -(-images // batch_size)
+    return max(1, -(-steps // per_epoch))
+
+
+# --- Online: torchvision's ImageNet weights and Flowers102 ------------------------------------------
+
+
+def imagenet_weights(arch: str = "resnet18"):
+    """``(weights enum, state_dict)`` of torchvision's ImageNet ``arch``; raises ``OSError`` (with the reason)
+    where the weights cannot be downloaded (offline)."""
+    import torchvision
+
+    weights = getattr(torchvision.models, f"{arch.replace('resnet', 'ResNet')}_Weights").IMAGENET1K_V1
+    try:
+        state = weights.get_state_dict(progress=False)
+    except Exception as exc:  # noqa: BLE001 - any failure means: no pretrained weights here
+        raise OSError(f"cannot download {weights}: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}") from exc
+    return weights, state
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How images were prepared for training, so inference does exactly the same."""
+
+    size: int
+    channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    resize: int | None = None  # resize the short side to this, then centre-crop ``size`` (ImageNet style)
+
+    @classmethod
+    def of(cls, data: ImageSet) -> Preprocess:
+        """The preprocessing of an :class:`ImageSet` the book trained on (its size, channels, statistics)."""
+        c, h, _ = data.shape
+        return cls(h, c, tuple(data.mean), tuple(data.std))
+
+    @classmethod
+    def of_weights(cls, weights) -> Preprocess:
+        """torchvision weights' own preprocessing (resize, centre crop, ImageNet mean and std)."""
+        t = weights.transforms()
+        return cls(t.crop_size[0], 3, tuple(t.mean), tuple(t.std), t.resize_size[0])
+
+    def to_uint8(self, image) -> torch.Tensor:
+        """A PIL image -> uint8 tensor (C, size, size), resized (and centre-cropped) like the training data."""
+        from torchvision.transforms import functional as TF
+
+        if self.resize:
+            image = TF.center_crop(TF.resize(image, self.resize, antialias=True), self.size)
+        else:
+            image = TF.resize(image, [self.size, self.size], antialias=True)
+        return TF.pil_to_tensor(image)
+
+    def __call__(self, image) -> torch.Tensor:
+        """A PIL image -> normalised float batch of one (1, C, size, size)."""
+        x = self.to_uint8(image).float() / 255
+        mean = torch.tensor(self.mean).view(-1, 1, 1)
+        std = torch.tensor(self.std).view(-1, 1, 1)
+        return ((x - mean) / std).unsqueeze(0)
+
+
+def load_flowers102(split: str, preprocess: Preprocess, root: str | os.PathLike | None = None) -> ImageSet:
+    """Flowers102 (Nilsback & Zisserman 2008) through torchvision, prepared as uint8 tensors by ``preprocess``."""
+    import torchvision
+
+    ds = torchvision.datasets.Flowers102(str(data_root(root)), split=split, download=True)
+    images = torch.stack([preprocess.to_uint8(ds[i][0].convert("RGB")) for i in range(len(ds))])
+    labels = torch.tensor([ds[i][1] for i in range(len(ds))])
+    classes = tuple(f"flower {i}" for i in range(102))
+    return ImageSet("Flowers102", images, labels, classes, str(data_root(root)), split == "train",
+                    preprocess.mean, preprocess.std, f"torchvision, split {split}")  # fmt: skip
+
+
+# --- One image, one prediction ------------------------------------------------------------------------
+
+
+def _open_image(path: str | os.PathLike):
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no image at {path}: give the path of a PNG or JPEG file")
+    try:
+        image = Image.open(path)
+        image.load()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"{path} is not an image file that PIL can read (expected PNG or JPEG): {exc}") from exc
+    return image
+
+
+@torch.no_grad()
+def predict_image(model: nn.Module, image, preprocess: Preprocess, classes: Sequence[str],
+                  k: int = 3) -> list[tuple[str, float]]:  # fmt: skip
+    """Top-``k`` classes and probabilities for one image (a path, or a PIL image), in eval mode.
+
+    The image must have the channels the network was trained on: a
+    greyscale image for a 3-channel network (or a colour one for a
+    1-channel network) is refused with an error that says how to convert it,
+    rather than silently broadcast.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        image = _open_image(image)
+    channels = 1 if image.mode in ("L", "I", "I;16", "F", "1") else 3 if image.mode in ("RGB", "RGBA", "P") else None
+    if channels == 3 and image.mode != "RGB":
+        image = image.convert("RGB")
+    if channels != preprocess.channels:
+        want = "colour (RGB)" if preprocess.channels == 3 else "greyscale (L)"
+        fix = "image.convert('RGB')" if preprocess.channels == 3 else "image.convert('L')"
+        raise ValueError(f"the network expects {preprocess.channels}-channel {want} images; this image has mode "
+                         f"{image.mode!r} ({channels or 'unknown'} channel(s)). Convert it first with {fix} if "
+                         "that is what you mean.")  # fmt: skip
+    x = preprocess(image).to(next(model.parameters()).device)
+    with M.evaluating(model):
+        probs = F.softmax(model(x).float(), dim=1)[0].cpu()
+    top = probs.topk(min(k, len(classes)))
+    return [(classes[i], float(p)) for p, i in zip(top.values, top.indices.tolist())]
+
+
+def pretrained_copy(model: nn.Module, num_classes: int) -> nn.Module:
+    """A copy of a pretrained ``model`` with a fresh head for ``num_classes`` classes."""
+    return replace_head(copy.deepcopy(model), num_classes)
