@@ -16,7 +16,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 # Offline copies of what the HTML book would otherwise load from CDNs.
 NPM_PACKAGES := mathjax@3.2.2 requirejs@2.3.8 @jupyter-widgets/html-manager@1.0.7
 
-.PHONY: test book lint unit nbval book-check browser outputs colab-url vendor setup bench clean
+.PHONY: test book lint unit nbval book-check browser outputs colab-url vendor setup bench student clean
 
 setup: $(STAMP) $(VENDOR)/.stamp
 
@@ -58,10 +58,11 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest tests
 
-# Every notebook, every cell, under the smoke profile; cells marked
-# NBVAL_CHECK_OUTPUT must reproduce their committed output.
+# Every notebook, every cell, under the smoke profile, with a fresh run
+# folder; cells tagged nbval-check-output must reproduce their committed output.
 nbval: $(STAMP)
-	$(NB_DATA) RESNET_LAB_PROFILE=smoke MPLBACKEND=Agg $(PY) -m pytest --nbval-lax -p no:cacheprovider $(NOTEBOOKS)
+	runs=$$(mktemp -d) && $(NB_DATA) RESNET_LAB_RUNS=$$runs RESNET_LAB_PROFILE=smoke MPLBACKEND=Agg \
+	  $(PY) -m pytest --nbval-lax -p no:cacheprovider $(NOTEBOOKS); status=$$?; rm -rf $$runs; exit $$status
 
 book-check: setup
 	rm -rf _build/html
@@ -76,10 +77,15 @@ book: setup
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "Book built: $(CURDIR)/_build/html/index.html"
 
-# Re-execute every notebook in place under PROFILE=cpu|gpu, saving widget state
-# so widgets render in the HTML book. Commit the result.
+# Re-execute every notebook in place under PROFILE=cpu|gpu|paper, saving widget
+# state so widgets render in the HTML book, then update each chapter's box of
+# times (tools/chapter_info.py). Commit the result.
 outputs: $(STAMP)
 	$(NB_DATA) RESNET_LAB_PROFILE=$(PROFILE) $(PY) tools/execute_notebooks.py $(NOTEBOOKS)
+
+# The student edition: every chapter without solutions and outputs, in student/.
+student: $(STAMP)
+	$(PY) tools/student_edition.py student
 
 # After changing repository.url in _config.yml: rewrite every notebook's Colab cell.
 colab-url: $(STAMP)
@@ -88,6 +94,7 @@ colab-url: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/trainer_speed.py
 	$(PY) benchmarks/laptop_accuracy.py
+	$(PY) benchmarks/plan_vs_measured.py
 
 clean:
-	rm -rf _build .pytest_cache .vendor _vendor
+	rm -rf _build .pytest_cache .vendor _vendor student runs notebooks/runs

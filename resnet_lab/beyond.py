@@ -69,14 +69,17 @@ def _error(model: nn.Module, batches: Iterable) -> float:
 
 def lesion_study(model: M.ResNet, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, list]:
     """Test error (fraction) of ``model``: intact, with each deletable block removed alone, and with the
-    first k of them removed together (k = 1 ... all). Returns ``{"blocks", "single", "cumulative", "intact"}``."""
+    k least harmful of them removed together (k = 1 ... all), the order set by the single deletions.
+    Returns ``{"blocks", "single", "order", "cumulative", "intact"}``."""
     blocks = deletable_blocks(model)
     single = [_error(delete_block(model, s, i), batches) for s, i in blocks]
+    order = [blocks[j] for j in sorted(range(len(blocks)), key=single.__getitem__)]
     cumulative, current = [], model
-    for s, i in blocks:
+    for s, i in order:
         current = delete_block(current, s, i)
         cumulative.append(_error(current, batches))
-    return {"blocks": blocks, "single": single, "cumulative": cumulative, "intact": _error(model, batches)}
+    return {"blocks": blocks, "single": single, "order": order, "cumulative": cumulative,
+            "intact": _error(model, batches)}
 
 
 @torch.no_grad()

@@ -34,7 +34,7 @@ def plot_confusion(confusion: torch.Tensor, classes: Sequence[str], ax=None):
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 6))
+        _, ax = plt.subplots(figsize=(7, 6.6))
     ax.imshow(confusion, cmap="Blues")
     n = len(classes)
     ax.set_xticks(range(n), classes, rotation=45, ha="right")
@@ -45,7 +45,7 @@ def plot_confusion(confusion: torch.Tensor, classes: Sequence[str], ax=None):
     for i in range(n):
         for j in range(n):
             v = confusion[i, j].item()
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > top / 2 else "black")
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=11, color="white" if v > top / 2 else "black")
     ax.figure.tight_layout()
     return ax
 
@@ -57,12 +57,12 @@ def confident_mistakes(probs: torch.Tensor, labels: torch.Tensor, k: int = 12) -
     return wrong[conf[wrong].argsort(descending=True)[:k]]
 
 
-def plot_gallery(data: ImageSet, indices: torch.Tensor, probs: torch.Tensor, cols: int = 6):
+def plot_gallery(data: ImageSet, indices: torch.Tensor, probs: torch.Tensor, cols: int = 4):
     """Images at ``indices`` with true and predicted class and the confidence."""
     import matplotlib.pyplot as plt
 
     rows = max(1, -(-len(indices) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.75 * cols, 2.4 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, indices.tolist()):
@@ -70,7 +70,7 @@ def plot_gallery(data: ImageSet, indices: torch.Tensor, probs: torch.Tensor, col
         ax.imshow(img, cmap="gray" if img.dim() == 2 else None)
         p = probs[i]
         ax.set_title(f"true: {data.classes[data.labels[i]]}\npred: {data.classes[p.argmax()]} ({p.max():.0%})",
-                     fontsize=7)  # fmt: skip
+                     fontsize=11)  # fmt: skip
     fig.tight_layout()
     return fig
 
@@ -79,15 +79,15 @@ def plot_prediction(image: torch.Tensor, probs: torch.Tensor, classes: Sequence[
     """One image beside a bar chart of its class probabilities."""
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 2.8), gridspec_kw={"width_ratios": [1, 2.2]})
+    fig, (a, b) = plt.subplots(1, 2, figsize=(7, 3.2), gridspec_kw={"width_ratios": [1, 2.2]})
     img = image.permute(1, 2, 0).squeeze(-1)
     a.imshow(img, cmap="gray" if img.dim() == 2 else None)
     a.axis("off")
     if true is not None:
-        a.set_title(f"true: {classes[true]}", fontsize=9)
+        a.set_title(f"true: {classes[true]}")
     colours = ["#dd8452" if i == int(probs.argmax()) else "#4c72b0" for i in range(len(classes))]
     b.barh(range(len(classes)), probs.tolist(), color=colours)
-    b.set_yticks(range(len(classes)), classes, fontsize=8)
+    b.set_yticks(range(len(classes)), classes)
     b.invert_yaxis()
     b.set_xlim(0, 1)
     b.set_xlabel("probability")

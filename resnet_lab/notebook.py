@@ -20,8 +20,9 @@ from .trace import Trace, trace
 __all__ = ["setup", "FIGURE_STYLE", "show_source", "build_model", "stage_bar_chart", "tracer_widget", "FAMILIES"]
 
 #: Figures at most 7 inches wide at 100 dpi (700 px, the book's column) with
-#: 12-point text (about 17 px, the size of the body text), so nothing is
-#: scaled down in the page.
+#: every text at 12 points (about 17 px, a little above the page's 16 px body
+#: text), so nothing is scaled down in the page and no label is smaller than
+#: the text around it.
 FIGURE_STYLE = {
     "figure.figsize": (6.4, 3.6),
     "figure.dpi": 100,
@@ -29,10 +30,10 @@ FIGURE_STYLE = {
     "font.size": 12,
     "axes.titlesize": 12,
     "axes.labelsize": 12,
-    "xtick.labelsize": 11,
-    "ytick.labelsize": 11,
-    "legend.fontsize": 11,
-    "legend.title_fontsize": 11,
+    "xtick.labelsize": 12,
+    "ytick.labelsize": 12,
+    "legend.fontsize": 12,
+    "legend.title_fontsize": 12,
     "lines.linewidth": 1.8,
 }
 

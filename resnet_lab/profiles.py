@@ -194,6 +194,10 @@ class Profile:
                     changes[f.name] = images if value is None else min(value, images)
                 elif f.name.endswith("epochs") or f.name == "target_steps":
                     changes[f.name] = min(value, epochs)
+                elif f.name == "landscape_points":  # a grid of loss evaluations per side
+                    changes[f.name] = min(value, 3)
+                elif f.name == "shatter_points":  # a sweep: the autocorrelation needs its interior
+                    changes[f.name] = min(value, 64)
             return replace(group, **changes)
 
         groups = {f.name: cap(getattr(self, f.name)) for f in fields(self) if is_dataclass(getattr(self, f.name))}
@@ -215,13 +219,13 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         "cpu", "a 2-core laptop: real data, short schedules, minutes per chapter",
         TracingSizes((18, 34, 50, 101, 152)),
-        DegradationSizes("fashion_mnist", (20, 56), 1_800, 500, 10, (0, 1), 32),
+        DegradationSizes("fashion_mnist", (20, 56), 1_800, 500, 8, (0, 1), 32),
         ResidualSizes((8, 20, 56, 110), 64, 300, 50, 256, 5),
-        FashionSizes(2_560, 1_024, 1, 512, 14, None, None, 7),
+        FashionSizes(2_560, 1_024, 1, 512, 14, None, None, 4),
         CifarSizes("short", (8, 20), False, 5_000, 1_000, 25),
         BeyondSizes("fashion_mnist", 32, 2_000, 1_000, 10, 2, 110, 11, 256),
         TransferSizes(10_000, 3, (10, 50, 250), 2_000, 150, 0),
-        KerasSizes(2_000, 1_000, 3),
+        KerasSizes(5_000, 1_000, 6),
     ),
     "gpu": Profile(
         "gpu", "a free Colab T4: full data, short schedules, at most 15 minutes per chapter",

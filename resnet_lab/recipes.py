@@ -52,6 +52,21 @@ class Recipe:
         changes.setdefault("name", f"{self.name} (modified)")
         return replace(self, **changes)
 
+    def with_batch_size(self, batch_size: int) -> Recipe:
+        """The recipe at another batch size, with the learning rate scaled in proportion.
+
+        Goyal et al. (2017, section 2.1), the linear scaling rule: when the
+        batch is k times larger (or smaller), multiply the learning rate by k,
+        so that an epoch moves the weights about as far. Chapter "The
+        degradation experiment" runs the paper's recipe at batch 32 this way.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if batch_size == self.batch_size:
+            return self
+        lr = self.lr * batch_size / self.batch_size
+        return self.replace(batch_size=batch_size, lr=lr, name=f"{self.name}, batch {batch_size}, lr {lr:g}")
+
     def as_dict(self) -> dict:
         return asdict(self)
 

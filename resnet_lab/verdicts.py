@@ -122,13 +122,16 @@ def preact_verdict(runs: Runs, post: str, pre: str) -> Verdict:
 
 
 def zero_init_verdict(runs: Runs, zero: str, default: str) -> Verdict:
-    """Training loss over the first epochs with and without zero-initialised residual branches."""
+    """The first epochs with and without zero-initialised residual branches: training loss per epoch, and
+    the highest loss of any logged stretch of steps (where an unstable start shows)."""
     h0, h1 = (_as_lists(runs)[n][0] for n in (zero, default))
     first = [(r0.train_loss, r1.train_loss) for r0, r1 in zip(h0.records, h1.records)]
     lower = sum(a < b for a, b in first)
     losses = "; ".join(f"epoch {i + 1}: {a:.3f} vs {b:.3f}" for i, (a, b) in enumerate(first))
-    text = (f"Training loss with zero-initialised residual branches against the default initialisation, {losses}. "
-            f"Zero-init was lower in {lower} of {len(first)} epochs.")  # fmt: skip
+    peak0, peak1 = (max(p["train_loss"] for p in h.steps) for h in (h0, h1))
+    text = (f"Training loss with zero-initialised residual branches against the default initialisation, {losses}: "
+            f"zero-init was lower in {lower} of {len(first)} epochs. The highest loss over any logged stretch of "
+            f"steps was {peak0:.2f} with zero-init and {peak1:.2f} without.")  # fmt: skip
     return Verdict(lower == len(first), text)
 
 
@@ -168,12 +171,17 @@ def landscape_verdict(surfaces: Mapping[str, object], residual: str, plain: str)
     r_min, r_centre, r_edge = describe(surfaces[residual])
     p_min, p_centre, p_edge = describe(surfaces[plain])
     text = (f"On the grid, {residual}'s loss rises from {r_centre:.2f} at the trained weights to a median "
-            f"{r_edge:.2f} at the edge, with {r_min} local minima besides the centre; {plain}'s rises from "
-            f"{p_centre:.2f} to {p_edge:.2f}, with {p_min}.")  # fmt: skip
-    holds = p_min >= r_min and p_edge / max(p_centre, 1e-6) > r_edge / max(r_centre, 1e-6)
-    text += (" The plain net's surface is the rougher and steeper of the two." if holds else
-             " The plain net's surface is not both rougher and steeper here.")  # fmt: skip
-    return Verdict(holds, text)
+            f"{r_edge:.2f} at the edge ({r_edge / max(r_centre, 1e-6):.0f} times); {plain}'s rises from "
+            f"{p_centre:.2f} to {p_edge:.2f} ({p_edge / max(p_centre, 1e-6):.0f} times).")  # fmt: skip
+    steeper = p_edge / max(p_centre, 1e-6) > r_edge / max(r_centre, 1e-6)
+    if p_min > r_min:
+        minima = f" and shows more local minima ({p_min} against {r_min})"
+    elif p_min == r_min:
+        minima = f"; both show {p_min} local minima besides the centre"
+    else:
+        minima = f", but shows fewer local minima ({p_min} against {r_min})"
+    text += f" The plain net's surface is {'the' if steeper else 'not the'} steeper{minima}."
+    return Verdict(steeper and p_min >= r_min, text)
 
 
 _TRANSFER_NAME = re.compile(r"^(?P<way>.+), (?P<k>\d+)/class$")

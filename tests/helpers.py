@@ -59,3 +59,25 @@ def history(train_errors: list[float], test_errors: list[float] | None = None, p
     for i, (tr, te, loss) in enumerate(zip(train_errors, test_errors, losses)):
         h.records.append(EpochRecord(i + 1, 10 * (i + 1), 0.1, loss, tr, loss, te, 100.0, seconds))
     return h
+
+
+def run_script(script: Path, *args: str, kill_on: str | None = None, times: int = 1) -> None:
+    """Run ``script`` with ``args`` in a fresh Python with the repository importable. With ``kill_on``,
+    SIGKILL it the ``times``-th time it prints that line (a disconnect); else it must succeed."""
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, str(script), *map(str, args)], stdout=subprocess.PIPE, text=True,
+                            cwd=REPO, env=env)  # fmt: skip
+    seen = 0
+    for line in proc.stdout:
+        if kill_on is not None and line.strip() == kill_on:
+            seen += 1
+            if seen == times:
+                proc.send_signal(signal.SIGKILL)
+                break
+    proc.wait(timeout=300)
+    if kill_on is None:
+        assert proc.returncode == 0, f"{script.name} failed with exit code {proc.returncode}"

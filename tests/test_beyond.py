@@ -43,6 +43,8 @@ def test_lesion_study_deletes_one_at_a_time_then_cumulatively():
     n = len(B.deletable_blocks(model))
     assert len(study["single"]) == len(study["cumulative"]) == n == 4  # (1, 0), (1, 1), (2, 1), (3, 1)
     assert 0 <= study["intact"] <= 1 and study["blocks"][0] == (1, 0)
+    assert sorted(study["order"]) == sorted(study["blocks"])
+    assert [study["single"][study["blocks"].index(b)] for b in study["order"]] == sorted(study["single"])
 
 
 def test_zero_init_blocks_are_the_identity_at_initialisation():

@@ -65,6 +65,7 @@ def test_the_cap_shrinks_sizes_and_epochs_but_keeps_networks(monkeypatch):
     capped = get_profile("paper")
     assert capped.cifar.train == 64 and capped.cifar.epochs == 1 and capped.degradation.test == 64
     assert capped.cifar.depths == PROFILES["paper"].cifar.depths and capped.cifar.resnet18
+    assert capped.beyond.landscape_points == 3 and capped.beyond.depth == 110
     assert "[capped for tests]" in capped.description
 
 

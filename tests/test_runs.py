@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -17,7 +14,7 @@ from resnet_lab import models as M
 from resnet_lab import runs as R
 from resnet_lab.loader import DeviceLoader
 from resnet_lab.recipes import Recipe
-from tests.helpers import REPO, synthetic_set
+from tests.helpers import run_script, synthetic_set
 
 TINY = Recipe("tiny", lr=0.05, weight_decay=1e-4, batch_size=32, augment="flip")
 
@@ -129,30 +126,14 @@ RUN_SCRIPT = textwrap.dedent(
 )
 
 
-def _run(script: Path, folder: Path, out: Path, slow: bool = False, kill_on: str | None = None, times: int = 1):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, str(script), str(folder), str(out), "slow" if slow else "fast"],
-                            stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)  # fmt: skip
-    seen = 0
-    for line in proc.stdout:
-        if kill_on and line.strip() == kill_on:
-            seen += 1
-            if seen == times:
-                proc.send_signal(signal.SIGKILL)
-                break
-    proc.wait(timeout=300)
-    if kill_on is None:
-        assert proc.returncode == 0
-
-
 def test_rerun_after_a_disconnect_loads_finished_networks_and_resumes_the_rest(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(RUN_SCRIPT)
     # Killed during the second network's second epoch: the first is finished, the second has one epoch.
-    _run(script, tmp_path / "runs", tmp_path / "a", slow=True, kill_on="second net epoch", times=2)
+    run_script(script, tmp_path / "runs", tmp_path / "a", "slow", kill_on="second net epoch", times=2)
     assert not (tmp_path / "a.json").exists()
-    _run(script, tmp_path / "runs", tmp_path / "a")  # the same cell, run again
-    _run(script, tmp_path / "fresh", tmp_path / "b")  # never interrupted
+    run_script(script, tmp_path / "runs", tmp_path / "a", "fast")  # the same cell, run again
+    run_script(script, tmp_path / "fresh", tmp_path / "b", "fast")  # never interrupted
     a, b = json.loads((tmp_path / "a.json").read_text()), json.loads((tmp_path / "b.json").read_text())
     assert a["first"]["status"] == "loaded" and a["second"]["status"] == "resumed from epoch 1"
     timing = {"images_per_s", "seconds"}

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -28,7 +23,7 @@ from resnet_lab.train import (
     resolve_precision,
     save_model,
 )
-from tests.helpers import REPO, synthetic_set
+from tests.helpers import run_script, synthetic_set
 
 TINY = Recipe("tiny", lr=0.05, momentum=0.9, weight_decay=1e-4, schedule="step")
 
@@ -63,6 +58,16 @@ def test_recipe_rejects_bad_settings_and_copies_with_changes():
         Recipe("bad", lr=-1)
     small = PAPER.replace(batch_size=32)
     assert small.batch_size == 32 and small.lr == PAPER.lr and small.name == f"{PAPER.name} (modified)"
+
+
+def test_linear_scaling_rule_scales_the_learning_rate_with_the_batch():
+    quarter = PAPER.with_batch_size(32)
+    assert (quarter.batch_size, quarter.lr) == (32, pytest.approx(0.025))
+    assert quarter.momentum == PAPER.momentum and quarter.schedule == PAPER.schedule and "batch 32" in quarter.name
+    assert PAPER.with_batch_size(256).lr == pytest.approx(0.2)
+    assert PAPER.with_batch_size(PAPER.batch_size) is PAPER
+    with pytest.raises(ValueError, match="positive integer"):
+        PAPER.with_batch_size(0)
 
 
 def _tiny_run(epochs=2, recipe=TINY, **kwargs):
@@ -239,31 +244,16 @@ TRAIN_SCRIPT = textwrap.dedent(
 )
 
 
-def _run(script: Path, ckpt: Path, out: Path, slow_after: int = 10**9, kill_at: int | None = None) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(ckpt), str(out), str(slow_after)],
-        stdout=subprocess.PIPE, text=True, cwd=REPO, env=env,
-    )  # fmt: skip
-    for line in proc.stdout:
-        if kill_at is not None and line.strip() == f"step {kill_at}":
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait(timeout=300)
-    if kill_at is None:
-        assert proc.returncode == 0
-
-
 def test_killed_run_resumes_to_identical_weights_and_history(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(TRAIN_SCRIPT)
     # 8 steps per epoch: kill at step 12, in the middle of epoch 2.
-    _run(script, tmp_path / "a.pt", tmp_path / "a", slow_after=11, kill_at=12)
+    run_script(script, tmp_path / "a.pt", tmp_path / "a", 11, kill_on="step 12")
     assert (tmp_path / "a.pt").exists() and not (tmp_path / "a.json").exists()
     state = torch.load(tmp_path / "a.pt", weights_only=True)
     assert state["epoch"] == 1  # the kill landed after epoch 1's checkpoint, mid epoch 2
-    _run(script, tmp_path / "a.pt", tmp_path / "a")  # resume
-    _run(script, tmp_path / "b.pt", tmp_path / "b")  # never interrupted
+    run_script(script, tmp_path / "a.pt", tmp_path / "a", 10**9)  # resume
+    run_script(script, tmp_path / "b.pt", tmp_path / "b", 10**9)  # never interrupted
 
     wa = torch.load(str(tmp_path / "a") + ".weights", weights_only=True)
     wb = torch.load(str(tmp_path / "b") + ".weights", weights_only=True)

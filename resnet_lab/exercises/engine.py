@@ -74,7 +74,8 @@ def _fmt(value: object) -> str:
     return repr(value)
 
 
-def _first_error_line(exc: BaseException) -> str:
+def first_error_line(exc: BaseException) -> str:
+    """The exception as one line a student can act on: type, message and the line it came from."""
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" (line {frames[-1].lineno} of {frames[-1].name})" if frames else ""
     text = str(exc).splitlines()[0] if str(exc) else ""
@@ -275,7 +276,7 @@ def _same(a: list, b: list, atol: float) -> bool:
 
 
 def _build(student: object, args: tuple, what: str) -> nn.Module | Feedback:
-    call = f"{what}{args}"
+    call = f"{what}{_short(args)}"
     if isinstance(student, nn.Module):
         name = type(student).__name__
         return Feedback(False, f"Pass the class itself ({name}, not {name}(...)): the checker builds it several "
@@ -285,10 +286,10 @@ def _build(student: object, args: tuple, what: str) -> nn.Module | Feedback:
     try:
         built = student(*args)
     except TypeError as exc:
-        return Feedback(False, f"Building {call} failed: {_first_error_line(exc)}. The checker calls it with these "
+        return Feedback(False, f"Building {call} failed: {first_error_line(exc)}. The checker calls it with these "
                                "positional arguments only; give every other argument a default.")  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - the student's code may raise anything
-        return Feedback(False, f"Building {call} failed: {_first_error_line(exc)}.")
+        return Feedback(False, f"Building {call} failed: {first_error_line(exc)}.")
     if not isinstance(built, nn.Module):
         return Feedback(False, f"{call} should give an nn.Module, gave {type(built).__name__}.")
     return built
@@ -335,12 +336,12 @@ def check_module(student: object, reference: Callable[..., nn.Module], arg_sets:
             return _diagnose(built, got, ref, args, inputs, mistakes, what, hint, placement, atol)
         if any(isinstance(o, Exception) for o in expected):
             raise RuntimeError(f"the reference fails for {args}: fix the exercise")
-    names = ", ".join(map(str, arg_sets))
+    names = ", ".join(map(_short, arg_sets))
     return Feedback(True, f"{what} matches the reference in training and evaluation mode for {names}.")
 
 
 def _diagnose(built, got, ref, args, inputs, mistakes, what, hint, placement, atol) -> Feedback:
-    call = f"{what}{args}"
+    call = f"{what}{_short(args)}"
     for mistake in mistakes:
         try:
             wrong = mistake.build(*args)
@@ -357,7 +358,7 @@ def _diagnose(built, got, ref, args, inputs, mistakes, what, hint, placement, at
     errors = [o for o in (got or []) if isinstance(o, Exception)]
     if errors:
         return Feedback(False, f"Running {call} on an input of shape {tuple(inputs[0].shape)} failed: "
-                               f"{_first_error_line(errors[0])}.", hint)  # fmt: skip
+                               f"{first_error_line(errors[0])}.", hint)  # fmt: skip
     if placement:
         return Feedback(False, f"{call} is not built like the reference: {placement}.", hint)
     bad = next((o for o in got if not isinstance(o, torch.Tensor)), None) if got else None
@@ -391,7 +392,7 @@ def check_function(student: object, reference: Callable, cases: Sequence[tuple],
         try:
             got = student(*case)
         except Exception as exc:  # noqa: BLE001
-            return Feedback(False, f"{what}{_short(case)} failed: {_first_error_line(exc)}.", hint)
+            return Feedback(False, f"{what}{_short(case)} failed: {first_error_line(exc)}.", hint)
         if got is None:
             return Feedback(False, f"{what}{_short(case)} returned None: did you forget to return?", hint)
         try:
@@ -422,8 +423,18 @@ def _equal(a: object, b: object) -> bool:
 
 
 def _short(case: tuple) -> str:
-    parts = [f"tensor{tuple(c.shape)}" if isinstance(c, torch.Tensor) else repr(c) for c in case]
-    return "(" + ", ".join(parts) + ")"
+    """An argument tuple as the student would write it, with tensors and modules named, not printed."""
+    return "(" + ", ".join(map(_short_arg, case)) + ")"
+
+
+def _short_arg(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"tensor{tuple(value.shape)}"
+    if isinstance(value, nn.Sequential):
+        return "Sequential(" + ", ".join(_short_arg(m) for m in value) + ")"
+    if isinstance(value, nn.Module):
+        return type(value).__name__
+    return repr(value)
 
 
 def _brief(value: object) -> str:
@@ -453,7 +464,7 @@ def exercise(chapter: str, title: str, kind: str):
             try:
                 feedback = checker(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - the student sees feedback, never a traceback
-                feedback = Feedback(False, f"The checker could not run your answer: {_first_error_line(exc)}.")
+                feedback = Feedback(False, f"The checker could not run your answer: {first_error_line(exc)}.")
             _RESULTS[key] = feedback.correct
             return feedback
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import models as M
-from .engine import Feedback, Mistake, check_choice, check_function, check_number, exercise
+from .engine import Feedback, Mistake, check_choice, check_function, check_number, exercise, first_error_line
 
 CHAPTER = "fashion"
 
@@ -97,14 +97,24 @@ def training_step(student: object) -> Feedback:
     loss before the update."""
     if not callable(student):
         return Feedback(False, f"Expected a function (model, x, y, optimizer) -> float, got {type(student).__name__}.")
+    hint = ("optimizer.zero_grad(); loss = F.cross_entropy(model(x), y); loss.backward(); optimizer.step(); "
+            "return loss.item().")  # fmt: skip
+    model = M.cifar_resnet(8, in_channels=1, num_classes=3)
+    x, y = torch.randn(6, 1, 10, 10), torch.arange(6) % 3
+    try:
+        loss = student(model, x, y, torch.optim.SGD(model.parameters(), lr=0.05))
+    except Exception as exc:  # noqa: BLE001 - the student's code
+        return Feedback(False, f"your training_step(model, x, y, optimizer) failed: {first_error_line(exc)}.", hint)
+    if not isinstance(loss, (float, int)) and not (isinstance(loss, torch.Tensor) and loss.numel() == 1):
+        return Feedback(False, f"your training_step returned {type(loss).__name__}; expected the loss as a float "
+                               "(loss.item()). Did you forget to return it?", hint)  # fmt: skip
     return check_function(
         _after_three_steps(student), _after_three_steps(_reference_step), [(0,), (1,)], "your training_step",
         [Mistake("the gradients are never zeroed, so they pile up from step to step",
                  _after_three_steps(_no_zero_grad), "Call optimizer.zero_grad() before loss.backward()."),
          Mistake("optimizer.step() runs before the gradients of this batch exist", _after_three_steps(_step_first),
                  "The order is: zero_grad, forward, loss, backward, step.")],
-        hint="optimizer.zero_grad(); loss = F.cross_entropy(model(x), y); loss.backward(); optimizer.step(); "
-        "return loss.item().", same=_same_run,
+        hint=hint, same=_same_run,
     )  # fmt: skip
 
 

@@ -1,0 +1,70 @@
+"""The student edition: no solutions anywhere, and every notebook runs with every checker saying "Not yet"."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.helpers import CIFAR_SUBSET, REPO, needs_cifar_subset, needs_fashion
+from tools.student_edition import write_edition
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+def _solutions(path):
+    nb = nbformat.read(path, as_version=4)
+    return [c.source for c in nb.cells if "solution" in c.metadata.get("tags", [])]
+
+
+@pytest.fixture(scope="module")
+def edition(tmp_path_factory):
+    return write_edition(tmp_path_factory.mktemp("edition") / "student")
+
+
+def test_no_solution_code_appears_in_the_student_files(edition):
+    assert [p.name for p in edition] == [p.name for p in NOTEBOOKS]
+    for original, student in zip(NOTEBOOKS, edition):
+        text = student.read_text()
+        nb = nbformat.read(student, as_version=4)
+        assert all(c.get("outputs", []) == [] and c.get("execution_count") is None for c in nb.cells
+                   if c.cell_type == "code")  # fmt: skip
+        assert "widgets" not in nb.metadata
+        for solution in _solutions(original):
+            body = [line for line in solution.splitlines() if line.strip() and not line.startswith("#")
+                    and "ex." not in line and "scorecard" not in line]  # fmt: skip
+            distinctive = [line for line in body if len(line.strip()) > 25]
+            assert distinctive, f"nothing to look for in a solution of {original.name}"
+            for line in distinctive:
+                assert line not in text, f"{student.name} contains solution code: {line!r}"
+
+
+@needs_fashion
+@needs_cifar_subset
+def test_every_student_notebook_runs_and_every_checker_says_not_yet(edition, tmp_path):
+    env = {"RESNET_LAB_PROFILE": "smoke", "RESNET_LAB_DATA": str(CIFAR_SUBSET), "MPLBACKEND": "Agg",
+           "RESNET_LAB_RUNS": str(tmp_path / "runs")}  # fmt: skip
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        for path in edition:
+            nb = nbformat.read(path, as_version=4)
+            NotebookClient(nb, timeout=900, kernel_name="python3",
+                           resources={"metadata": {"path": str(path.parent)}}).execute()  # fmt: skip
+            verdicts = [o for c in nb.cells if c.cell_type == "code" and re.search(r"\bex\.\w+\(", c.source)
+                        for o in c.outputs if "text/plain" in o.get("data", {})]  # fmt: skip
+            assert verdicts, path.name
+            for o in verdicts:
+                text = o["data"]["text/plain"]
+                assert text.startswith("Not yet.") and "Hint:" in text, (path.name, text[:120])
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(tmp_path / "runs", ignore_errors=True)
