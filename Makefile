@@ -94,7 +94,7 @@ colab-url: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/trainer_speed.py
 	$(PY) benchmarks/laptop_accuracy.py
-	$(PY) benchmarks/plan_vs_measured.py
+	$(NB_DATA) $(PY) benchmarks/plan_vs_measured.py
 
 clean:
 	rm -rf _build .pytest_cache .vendor _vendor student runs notebooks/runs

@@ -16,6 +16,7 @@ import copy
 import hashlib
 import json
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -81,26 +82,30 @@ class Probe:
 
 def probe(model: nn.Module, loader: DeviceLoader, recipe: Recipe, steps: int = 10, device="auto",
           precision: str = "auto") -> Probe:  # fmt: skip
-    """Time ``steps`` training steps (after 2 unmeasured ones) and 2 forward passes of a copy of ``model``."""
+    """Time ``steps`` training steps (after 2 unmeasured ones) and 2 forward passes of a copy of ``model``.
+
+    Each step is timed alone and the median is used: a pause of the machine
+    during one step (a shared host, a notebook autosave) does not skew the plan.
+    """
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
     net = copy.deepcopy(model).to(device, memory_format=torch.channels_last).train()
     optimizer = torch.optim.SGD(param_groups(net, recipe), lr=recipe.lr * 0.01, momentum=recipe.momentum)
     batches = iter(loader)
     x, y = next(batches)
-    timed, t0 = 0, 0.0
+    times = []
     for i in range(steps + 2):
-        if i == 2:
-            _sync(device)
-            t0 = time.perf_counter()
+        _sync(device)
+        t0 = time.perf_counter()
         with _autocast(device, precision):
             loss = torch.nn.functional.cross_entropy(net(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        timed += len(y) if i >= 2 else 0
-    _sync(device)
-    train_ips = timed / (time.perf_counter() - t0)
+        _sync(device)
+        if i >= 2:
+            times.append(time.perf_counter() - t0)
+    train_ips = len(y) / statistics.median(times)
     net.eval()
     with torch.no_grad(), _autocast(device, precision):
         net(x)

@@ -1,15 +1,14 @@
-"""The gpu and paper profiles' own code paths, run on the CPU to completion, sizes capped.
+"""The gpu and paper profiles' code paths, run on the CPU: every chapter with a runner, to completion, sizes capped.
 
 RESNET_LAB_TEST_CAP (a test-only override, see resnet_lab.profiles) keeps each
 profile's depths, networks and branches (full-data paths, the CIFAR ResNet-18,
 110-layer nets, checkpoint folders) and caps only the data and the epochs.
 
-Only the chapters where a profile takes a branch that ``smoke`` (nbval) and
-``cpu`` (the committed outputs) never take run here, to keep ``make test``
-short: CIFAR-10 instead of Fashion-MNIST in the degradation and beyond
-chapters, D2L's recipe on the full data set, and the CIFAR-10 chapter's
-ResNet-18 decision and paper recipe. The other chapters differ between
-profiles only in sizes.
+Every chapter that trains runs under ``gpu``. Under ``paper`` only the
+chapters whose capped sizes differ from the capped ``gpu`` sizes run (more
+depths, 110 layers, the CIFAR ResNet-18 and the paper's recipe); for the
+others a test checks that the capped sizes are the same, so the run would
+repeat the ``gpu`` one. Chapters 1 and 3 train nothing: nbval runs them.
 """
 
 from __future__ import annotations
@@ -18,14 +17,26 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from resnet_lab.profiles import PROFILES
 from tests.helpers import CIFAR_SUBSET, REPO, needs_cifar_subset, needs_fashion
 
-BRANCHES = [("02_degradation", "gpu"), ("04_training_fashion_mnist", "gpu"), ("05_training_cifar10", "gpu"),
-            ("05_training_cifar10", "paper"), ("06_beyond_resnet", "gpu")]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+TRAINING = [p.stem for p in NOTEBOOKS if "train_all(" in p.read_text()]
+#: Chapter notebook -> its group of sizes in a profile.
+GROUP = {"02_degradation": "degradation", "04_training_fashion_mnist": "fashion", "05_training_cifar10": "cifar",
+         "06_beyond_resnet": "beyond", "07_transfer_learning": "transfer", "08_keras": "keras"}
+CAP = (64, 1)
+PAPER_DIFFERS = [s for s in TRAINING if getattr(PROFILES["paper"].capped(*CAP), GROUP[s])
+                 != getattr(PROFILES["gpu"].capped(*CAP), GROUP[s])]  # fmt: skip
+BRANCHES = [(s, "gpu") for s in TRAINING] + [(s, "paper") for s in PAPER_DIFFERS]
 
 
-def test_the_chosen_chapters_exist():
-    assert {stem for stem, _ in BRANCHES} <= {p.stem for p in (REPO / "notebooks").glob("*.ipynb")}
+def test_every_training_chapter_is_covered_and_skipped_paper_runs_would_repeat_gpu():
+    assert set(TRAINING) == set(GROUP), "a new training chapter needs its size group in GROUP"
+    assert {"02_degradation", "05_training_cifar10", "06_beyond_resnet"} <= set(PAPER_DIFFERS)
+    for stem in set(TRAINING) - set(PAPER_DIFFERS):
+        paper, gpu = (getattr(PROFILES[p].capped(*CAP), GROUP[stem]) for p in ("paper", "gpu"))
+        assert paper == gpu
 
 
 @needs_fashion
@@ -34,8 +45,8 @@ def test_the_chosen_chapters_exist():
 def test_chapter_runs_to_completion_under_the_profile(stem, profile, tmp_path, monkeypatch):
     path = REPO / "notebooks" / f"{stem}.ipynb"
     runs = tmp_path / "runs"
-    for key, value in {"RESNET_LAB_PROFILE": profile, "RESNET_LAB_TEST_CAP": "64,1", "MPLBACKEND": "Agg",
-                       "RESNET_LAB_DATA": str(CIFAR_SUBSET), "RESNET_LAB_RUNS": str(runs),
+    for key, value in {"RESNET_LAB_PROFILE": profile, "RESNET_LAB_TEST_CAP": ",".join(map(str, CAP)),
+                       "MPLBACKEND": "Agg", "RESNET_LAB_DATA": str(CIFAR_SUBSET), "RESNET_LAB_RUNS": str(runs),
                        "RESNET_LAB_TRANSFER": "offline"}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
     nb = nbformat.read(path, as_version=4)
