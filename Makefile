@@ -56,7 +56,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 unit: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=15
 
 # Every notebook, every cell, under the smoke profile, with a fresh run
 # folder; cells tagged nbval-check-output must reproduce their committed output.

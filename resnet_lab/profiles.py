@@ -193,7 +193,7 @@ class Profile:
             changes = {}
             for f in fields(group):
                 value = getattr(group, f.name)
-                if f.name in ("train", "test", "source_train", "target_test", "d2l_train", "d2l_test"):
+                if f.name in ("train", "test", "source_train", "target_test", "d2l_train", "d2l_test", "timing_images"):
                     changes[f.name] = images if value is None else min(value, images)
                 elif f.name.endswith("epochs") or f.name == "target_steps":
                     changes[f.name] = min(value, epochs)

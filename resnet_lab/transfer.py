@@ -20,7 +20,9 @@ Chapter "Transfer learning" runs all of it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,8 +85,11 @@ def imagenet_weights(arch: str = "resnet18"):
     import torchvision
 
     weights = getattr(torchvision.models, f"{arch.replace('resnet', 'ResNet')}_Weights").IMAGENET1K_V1
+    # torch.hub writes 'Downloading: "<url>" to <cache path>' to stderr before it tries: keep
+    # that line (and the machine's cache path) out of the page, and say what happened instead.
     try:
-        state = weights.get_state_dict(progress=False)
+        with contextlib.redirect_stderr(io.StringIO()):
+            state = weights.get_state_dict(progress=False)
     except Exception as exc:  # noqa: BLE001 - any failure means: no pretrained weights here
         raise OSError(f"cannot download {weights}: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}") from exc
     return weights, state
