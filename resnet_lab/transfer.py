@@ -85,10 +85,10 @@ def imagenet_weights(arch: str = "resnet18"):
     import torchvision
 
     weights = getattr(torchvision.models, f"{arch.replace('resnet', 'ResNet')}_Weights").IMAGENET1K_V1
-    # torch.hub writes 'Downloading: "<url>" to <cache path>' to stderr before it tries: keep
-    # that line (and the machine's cache path) out of the page, and say what happened instead.
+    # torch.hub prints 'Downloading: "<url>" to <cache path>' before it tries (to stdout or stderr,
+    # by version): keep that line and the machine's cache path out of the page; say what happened instead.
     try:
-        with contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             state = weights.get_state_dict(progress=False)
     except Exception as exc:  # noqa: BLE001 - any failure means: no pretrained weights here
         raise OSError(f"cannot download {weights}: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}") from exc

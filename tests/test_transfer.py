@@ -37,13 +37,16 @@ def test_epochs_for_steps_gives_enough_steps_with_few_labels():
     assert T.epochs_for_steps(50, 64, 150) == 150 and T.epochs_for_steps(1250, 64, 150) == 8
 
 
-def test_offline_the_pretrained_weights_fail_with_a_reason(monkeypatch):
+def test_offline_the_pretrained_weights_fail_with_a_reason_and_print_nothing_else(monkeypatch, capsys):
     def offline(self, *args, **kwargs):
+        print('Downloading: "https://example.org/w.pth" to /home/someone/.cache/w.pth')  # as torch.hub does
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", offline)
     with pytest.raises(OSError, match="cannot download ResNet18_Weights.IMAGENET1K_V1: OSError: Name or service"):
         T.imagenet_weights("resnet18")
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err == ""
 
 
 def test_online_the_pretrained_weights_load_strictly_into_our_resnet(monkeypatch):
