@@ -71,15 +71,20 @@ def _step_first(model, x, y, optimizer) -> float:
     return loss.item()
 
 
+def _tiny_problem(seed: int):
+    """A fixed tiny network, its optimizer and one batch: ``(model, x, y, optimizer)``, the step's arguments."""
+    torch.manual_seed(seed)
+    model = M.cifar_resnet(8, in_channels=1, num_classes=3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    g = torch.Generator().manual_seed(seed)
+    return model, torch.randn(6, 1, 10, 10, generator=g), torch.arange(6) % 3, optimizer
+
+
 def _after_three_steps(step):
     """Run ``step`` three times on a fixed tiny network and batch; return the losses and final weights."""
 
     def run(seed: int):
-        torch.manual_seed(seed)
-        model = M.cifar_resnet(8, in_channels=1, num_classes=3)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        g = torch.Generator().manual_seed(seed)
-        x, y = torch.randn(6, 1, 10, 10, generator=g), torch.arange(6) % 3
+        model, x, y, optimizer = _tiny_problem(seed)
         losses = [float(step(model, x, y, optimizer)) for _ in range(3)]
         return losses, torch.cat([p.detach().flatten() for p in model.parameters()])
 
@@ -99,10 +104,8 @@ def training_step(student: object) -> Feedback:
         return Feedback(False, f"Expected a function (model, x, y, optimizer) -> float, got {type(student).__name__}.")
     hint = ("optimizer.zero_grad(); loss = F.cross_entropy(model(x), y); loss.backward(); optimizer.step(); "
             "return loss.item().")  # fmt: skip
-    model = M.cifar_resnet(8, in_channels=1, num_classes=3)
-    x, y = torch.randn(6, 1, 10, 10), torch.arange(6) % 3
     try:
-        loss = student(model, x, y, torch.optim.SGD(model.parameters(), lr=0.05))
+        loss = student(*_tiny_problem(0))
     except Exception as exc:  # noqa: BLE001 - the student's code
         return Feedback(False, f"your training_step(model, x, y, optimizer) failed: {first_error_line(exc)}.", hint)
     if not isinstance(loss, (float, int)) and not (isinstance(loss, torch.Tensor) and loss.numel() == 1):
