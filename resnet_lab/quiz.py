@@ -112,10 +112,36 @@ QUIZZES: dict[str, list[dict]] = {
 }  # fmt: skip
 
 
+#: Runs jupyterquiz's script (in place of ``QUIZ_SCRIPT``) once MathJax has loaded. The book defines
+#: ``window.MathJax`` as a configuration object and loads MathJax itself later (deferred);
+#: jupyterquiz reads ``MathJax.version[0]`` as soon as ``MathJax`` is defined, which throws a
+#: TypeError in the page whenever MathJax has not finished loading (seen on a busy machine). So
+#: the script waits for MathJax for at most 5 s and then sees it only if it has loaded.
+AFTER_MATHJAX = """(function start(waited) {
+  var mj = window.MathJax;
+  if (mj && !mj.version && waited < 5000) {
+    setTimeout(function () { start(waited + 100); }, 100);
+    return;
+  }
+  (function (MathJax) {
+QUIZ_SCRIPT
+  })(mj && mj.version ? mj : undefined);
+})(0);
+"""
+
+
 def show(chapter: str) -> None:
     """Display ``chapter``'s questions (answers in a fixed order, so the feedback can be tested)."""
     if chapter not in QUIZZES:
         raise ValueError(f"unknown chapter {chapter!r}; quizzes exist for {list(QUIZZES)}")
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
     from jupyterquiz import display_quiz
 
-    display_quiz(QUIZZES[chapter], shuffle_answers=False, colors="fdsp", max_width=640)
+    with capture_output(stdout=False, stderr=False) as captured:
+        display_quiz(QUIZZES[chapter], shuffle_answers=False, colors="fdsp", max_width=640)
+    for output in captured.outputs:
+        data = dict(output.data)
+        if "application/javascript" in data:
+            data["application/javascript"] = AFTER_MATHJAX.replace("QUIZ_SCRIPT", data["application/javascript"])
+        display(data, raw=True, metadata=output.metadata)

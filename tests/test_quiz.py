@@ -17,17 +17,29 @@ def test_every_chapter_has_at_least_two_questions_with_one_right_answer():
             assert all(a["feedback"] for a in q["answers"])
 
 
-def test_show_embeds_questions_and_scripts_without_network(monkeypatch):
-    shown = []
-    monkeypatch.setattr("IPython.display.display", lambda *objs, **kw: shown.extend(objs))
-    import jupyterquiz.dynamic.display as jq
+def _shown(chapter: str) -> tuple[str, str]:
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
 
-    monkeypatch.setattr(jq, "display", lambda *objs, **kw: shown.extend(objs))
-    quiz.show("keras")
-    html, script = shown[0].data, shown[1].data
+    InteractiveShell.instance()
+    with capture_output() as captured:
+        quiz.show(chapter)
+    html, script = captured.outputs
+    return html.data["text/html"], script.data["application/javascript"]
+
+
+def test_show_embeds_questions_and_scripts_without_network():
+    html, script = _shown("keras")
     assert "<div id=" in html and "function check_mc" in script and "(3, 3, 32, 64)" in script
     # Questions are embedded (the static loader), not fetched; the browser test checks that the page
     # requests nothing from outside.
     assert "try_show" in script and "fetch(" not in script
     with pytest.raises(ValueError, match="unknown chapter"):
         quiz.show("appendix")
+
+
+def test_quiz_script_runs_inside_the_wait_for_mathjax():
+    _, script = _shown("tracing")
+    head, tail = quiz.AFTER_MATHJAX.split("QUIZ_SCRIPT")
+    assert script.startswith(head) and script.endswith(tail)
+    assert "MathJax.version" in script[len(head) : -len(tail)]  # what the wrapper guards
