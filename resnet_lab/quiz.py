@@ -112,20 +112,21 @@ QUIZZES: dict[str, list[dict]] = {
 }  # fmt: skip
 
 
-#: Runs jupyterquiz's script (in place of ``QUIZ_SCRIPT``) once MathJax has loaded. The book defines
+#: Runs jupyterquiz's script (in place of ``QUIZ_SCRIPT``) once MathJax is ready. The book defines
 #: ``window.MathJax`` as a configuration object and loads MathJax itself later (deferred);
 #: jupyterquiz reads ``MathJax.version[0]`` as soon as ``MathJax`` is defined, which throws a
-#: TypeError in the page whenever MathJax has not finished loading (seen on a busy machine). So
-#: the script waits for MathJax for at most 5 s and then sees it only if it has loaded.
+#: TypeError in the page whenever MathJax has not finished loading (seen on a busy machine), and
+#: a MathJax 3 without ``typeset`` yet makes it fetch MathJax from a CDN. So the script waits at
+#: most 5 s for a ready MathJax (3: ``typeset``; 2: ``Hub``) and sees MathJax only if it is ready.
 AFTER_MATHJAX = """(function start(waited) {
-  var mj = window.MathJax;
-  if (mj && !mj.version && waited < 5000) {
+  var mj = window.MathJax, ready = mj && mj.version && (mj.typeset || mj.Hub);
+  if (mj && !ready && waited < 5000) {
     setTimeout(function () { start(waited + 100); }, 100);
     return;
   }
   (function (MathJax) {
 QUIZ_SCRIPT
-  })(mj && mj.version ? mj : undefined);
+  })(ready ? mj : undefined);
 })(0);
 """
 
