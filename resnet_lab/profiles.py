@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import functools
 import os
+import textwrap
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 
 import torch
 
 __all__ = [
-    "Profile", "PROFILES", "get_profile", "banner", "planned_work", "planned_minutes", "chapter_plan",
-    "T4_MACS_PER_S", "GPU_MARGIN", "CPU_MACS_PER_S", "CHAPTERS", "GPU_CIFAR_EXPECTATION",
+    "Profile", "PROFILES", "get_profile", "test_cap", "banner", "planned_work", "planned_minutes", "chapter_plan",
+    "planning_rate", "left_out", "T4_MACS_PER_S", "GPU_MARGIN", "CPU_MACS_PER_S", "CHAPTERS",
+    "GPU_CIFAR_EXPECTATION",
 ]  # fmt: skip
 
 #: Planning throughput of Colab's free GPU, a Tesla T4, in mixed precision:
@@ -259,6 +261,18 @@ PROFILES: dict[str, Profile] = {
 TEST_CAP_VARIABLE = "RESNET_LAB_TEST_CAP"
 
 
+def test_cap() -> tuple[int, int] | None:
+    """``(images, epochs)`` from ``$RESNET_LAB_TEST_CAP``, or None where it is unset."""
+    cap = os.environ.get(TEST_CAP_VARIABLE)
+    if not cap:
+        return None
+    try:
+        images, epochs = (int(v) for v in cap.split(","))
+    except ValueError:
+        raise ValueError(f"{TEST_CAP_VARIABLE} must be 'images,epochs' (for example 64,1), got {cap!r}") from None
+    return images, epochs
+
+
 def get_profile(name: str | None = None) -> Profile:
     """The profile ``name``, else ``$RESNET_LAB_PROFILE``, else by machine."""
     chosen = name or os.environ.get("RESNET_LAB_PROFILE") or ("gpu" if torch.cuda.is_available() else "cpu")
@@ -269,12 +283,8 @@ def get_profile(name: str | None = None) -> Profile:
             f"unknown profile {chosen!r} (from {where}); expected one of {', '.join(PROFILES)}. "
             "Set RESNET_LAB_PROFILE=smoke|cpu|gpu|paper, or unset it to choose by machine."
         )
-    profile = PROFILES[key]
-    cap = os.environ.get(TEST_CAP_VARIABLE)
-    if cap:
-        images, epochs = (int(v) for v in cap.split(","))
-        profile = profile.capped(images, epochs)
-    return profile
+    cap = test_cap()
+    return PROFILES[key].capped(*cap) if cap else PROFILES[key]
 
 
 def banner(profile: Profile | None = None) -> str:
@@ -323,6 +333,23 @@ def planned_work(run: PlannedRun) -> float:
 def planned_minutes(profile: Profile, chapter: str, macs_per_s: float) -> float:
     """Planned minutes of ``chapter``'s training and evaluation under ``profile`` at ``macs_per_s``."""
     return sum(planned_work(r) for r in chapter_plan(profile, chapter)) / macs_per_s / 60
+
+
+def planning_rate(profile: Profile) -> tuple[float, str]:
+    """The MAC rate ``profile`` is planned at, and its device in words: a T4 with the margin for
+    ``gpu`` and ``paper``, two CPU cores for the others."""
+    if profile.name in ("gpu", "paper"):
+        return T4_MACS_PER_S / GPU_MARGIN, "a T4, with the margin"
+    return CPU_MACS_PER_S, "2 CPU cores"
+
+
+def left_out(run: PlannedRun, profile: Profile) -> str:
+    """Why ``run``'s network is not trained under ``profile``: the minutes it would add there."""
+    rate, where = planning_rate(profile)
+    minutes = planned_work(run) / rate / 60
+    return textwrap.fill(f"The {run.label} is not in the {profile.name} profile: training it on "
+                         f"{run.trained:,} images would add about {minutes:.0f} planned minutes on {where}, past "
+                         "this chapter's budget. The paper profile trains it.", 72)  # fmt: skip
 
 
 def _n(size: int | None, dataset: str, split: int) -> int:

@@ -142,9 +142,9 @@ def plot_curves(runs: Runs, groups: Mapping[str, Sequence[str]] | None = None, t
 
 def published_table(names: Sequence[str]):
     """The published CIFAR-10 test errors of ``names`` (the paper's Table 6 and reproductions), as a
-    table of their own: figures on the full data set, not measured here."""
+    table of their own: figures on the full data set, not measured here; "—" where a source has none."""
     import pandas as pd
 
-    rows = [{"network": n, "He et al. 2015, Table 6": PAPER_TABLE6.get(n), "reproduction": REPRODUCTIONS.get(n)}
-            for n in names]  # fmt: skip
+    rows = [{"network": n, "He et al. 2015, Table 6": PAPER_TABLE6.get(n, "—"),
+             "reproduction": REPRODUCTIONS.get(n, "—")} for n in names]  # fmt: skip
     return pd.DataFrame(rows).set_index("network").rename_axis("test error % (theirs)")

@@ -28,7 +28,7 @@ from torch import nn
 
 from .data import ImageSet
 from .loader import DeviceLoader, resolve_device
-from .profiles import TEST_CAP_VARIABLE
+from .profiles import test_cap
 from .recipes import Recipe
 from .train import History, _autocast, _read, fit, param_groups, resolve_precision
 
@@ -192,7 +192,7 @@ def train_all(
         status[name] = "trained" if done == 0 else "loaded" if done >= epochs else f"resumed from epoch {done}"
 
     plans = {}
-    if os.environ.get(TEST_CAP_VARIABLE):  # capped test runs train a step or two: a long probe would dominate
+    if test_cap():  # capped test runs train a step or two: a long probe would dominate
         probe_steps = min(probe_steps, 1)
     if probe_steps:
         todo = [n for n in nets if status[n] != "loaded"]

@@ -18,6 +18,7 @@ from resnet_lab.profiles import (
     banner,
     chapter_plan,
     get_profile,
+    left_out,
     planned_minutes,
     planned_work,
 )
@@ -112,3 +113,21 @@ def test_plans_list_the_networks_each_chapter_trains():
     assert [r.label for r in chapter_plan(gpu, "cifar")] == [f"ResNet-{d}" for d in gpu.cifar.depths]
     with pytest.raises(ValueError, match="unknown chapter"):
         chapter_plan(cpu, "appendix")
+
+
+def test_left_out_note_plans_at_the_profiles_own_rate():
+    run = PlannedRun("CIFAR ResNet-18", M.cifar_resnet18, (3, 32, 32), 5_000 * 25, 1_000 * 25)
+    for name, rate, where in (("cpu", CPU_MACS_PER_S, "2 CPU cores"),
+                              ("gpu", T4_MACS_PER_S / GPU_MARGIN, "a T4, with the margin")):  # fmt: skip
+        note = " ".join(left_out(run, PROFILES[name]).split())
+        minutes = planned_work(run) / rate / 60
+        assert f"not in the {name} profile: training it on 125,000 images" in note
+        assert f"about {minutes:.0f} planned minutes on {where}" in note
+
+
+def test_a_malformed_test_cap_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("RESNET_LAB_TEST_CAP", "64")
+    with pytest.raises(ValueError, match="must be 'images,epochs'.*got '64'"):
+        get_profile("cpu")
+    monkeypatch.setenv("RESNET_LAB_TEST_CAP", "64,1")
+    assert get_profile("cpu").cifar.train == 64

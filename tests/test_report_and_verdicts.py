@@ -34,6 +34,7 @@ def test_published_figures_are_a_table_of_their_own():
     table = R.published_table(["ResNet-20", "CIFAR ResNet-18"])
     assert table.loc["ResNet-20", "He et al. 2015, Table 6"] == 8.75 and table.index.name == "test error % (theirs)"
     assert table.loc["CIFAR ResNet-18", "reproduction"] == 6.98
+    assert table.loc["CIFAR ResNet-18", "He et al. 2015, Table 6"] == "—"  # the paper has no such net
 
 
 def test_plot_curves_draws_one_panel_per_group():
