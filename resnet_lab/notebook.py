@@ -3,7 +3,7 @@
 ``setup()`` is the banner cell of every chapter: it prints the profile in
 force, the device, and the torch and resnet_lab versions, applies the
 book's figure style (fonts as large as the page's text at the column's
-width), seeds torch, and returns the :class:`~resnet_lab.profiles.Profile`
+width), lets tables show long cells whole, seeds torch, and returns the :class:`~resnet_lab.profiles.Profile`
 whose sizes the chapter reads.
 """
 
@@ -41,9 +41,11 @@ FIGURE_STYLE = {
 def setup(profile: str | None = None, seed: int = 0) -> Profile:
     """Print the banner, apply the figure style, seed torch, and return the profile in force."""
     import matplotlib as mpl
+    import pandas as pd
 
     chosen = get_profile(profile)
     mpl.rcParams.update(FIGURE_STYLE)
+    pd.set_option("display.max_colwidth", None)  # tables show every cell whole, never "grad..."
     try:  # the inline backend keeps its own dpi for figures shown in a notebook
         from matplotlib_inline.backend_inline import set_matplotlib_formats
 
