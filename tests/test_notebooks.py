@@ -161,3 +161,14 @@ def test_the_committed_runs_are_the_planned_networks(stem, chapter):
     trained = [m["name"] for m in RESULT.finditer(printed)]
     planned = [r.label for r in chapter_plan(PROFILES["cpu"], chapter)]
     assert sorted(trained) == sorted(planned)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_code_the_page_shows_fits_the_column(path):
+    """The book's code boxes hold 77 characters (652 px inside the padding, 8.43 px per character,
+    measured at 1280 px in Chromium); a longer line scrolls sideways. The browser test sees the same
+    in the rendered page; this finds it before a build."""
+    shown = [c for c in _read(path).cells
+             if c.cell_type == "code" and not {"remove-cell", "remove-input"} & set(_tags(c))]  # fmt: skip
+    long = [line for c in shown for line in c.source.splitlines() if len(line) > 77]
+    assert not long, f"lines over 77 characters: {long[:3]}"
