@@ -16,7 +16,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 # Offline copies of what the HTML book would otherwise load from CDNs.
 NPM_PACKAGES := mathjax@3.2.2 requirejs@2.3.8 @jupyter-widgets/html-manager@1.0.7
 
-.PHONY: test book lint unit nbval book-check browser outputs colab-url vendor setup bench student clean
+.PHONY: test book lint unit slow nbval book-check browser outputs colab-url vendor setup bench student clean
 
 setup: $(STAMP) $(VENDOR)/.stamp
 
@@ -55,8 +55,14 @@ vendor: $(VENDOR)/.stamp
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# Two tiers of tests (the `slow` marker, registered in pyproject.toml): unit is
+# everything in-process that takes seconds, under 2 minutes on a 2-core machine;
+# slow is notebook kernels, fresh Pythons killed and resumed, the wheel.
 unit: $(STAMP)
-	$(PY) -m pytest tests --durations=15
+	$(PY) -m pytest tests -m "not slow" --durations=15
+
+slow: $(STAMP)
+	$(PY) -m pytest tests -m slow --durations=0
 
 # Every notebook, every cell, under the smoke profile, with a fresh run
 # folder; cells tagged nbval-check-output must reproduce their committed output.
@@ -71,7 +77,7 @@ book-check: setup
 browser: $(STAMP)
 	$(PY) -m pytest tests/browser_test.py
 
-test: lint unit nbval book-check browser
+test: lint unit slow nbval book-check browser
 
 book: setup
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going

@@ -5,8 +5,9 @@ tensor, an epoch is a seeded permutation, a batch is a slice of it, and
 augmentation is a batch operation (:func:`random_crop_flip`). Each epoch's
 permutation and augmentation come from a generator seeded by ``(seed,
 epoch)``, so a run resumed at epoch ``e`` sees exactly the batches an
-uninterrupted run would. The chapters on training use it through
-:func:`resnet_lab.runs.train_all`.
+uninterrupted run would. :func:`for_recipe` makes the training loader a
+recipe names (its batch size and augmentation); the chapters on training use
+it through :func:`resnet_lab.runs.train_all`.
 """
 
 from __future__ import annotations
@@ -16,19 +17,14 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from . import device as dev
 from .data import ImageSet
+from .recipes import Recipe
 
-__all__ = ["DeviceLoader", "random_crop_flip", "resolve_device", "AUGMENTATIONS"]
+__all__ = ["DeviceLoader", "for_recipe", "for_testing", "random_crop_flip", "AUGMENTATIONS"]
 
 #: Batch augmentations: horizontal flips, or the paper's pad-4 + 32x32 crop + flip.
 AUGMENTATIONS = (None, "flip", "crop_flip")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` means CUDA where available, else CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def random_crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator, crop: bool = True) -> torch.Tensor:
@@ -78,7 +74,7 @@ class DeviceLoader:
         if augment not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}")
         self.data = data
-        self.device = resolve_device(device)
+        self.device = dev.resolve(device)
         self.batch_size = batch_size
         self.shuffle = data.train if shuffle is None else shuffle
         self.augment = augment
@@ -127,3 +123,16 @@ class DeviceLoader:
             f"DeviceLoader({self.data.describe()}; batch {self.batch_size}, {len(self)} batches, "
             f"augment={self.augment}, device={self.device})"
         )
+
+
+def for_recipe(recipe: Recipe, data: ImageSet, *, device: str | torch.device = "auto", seed: int = 0,
+               normalize: bool = True) -> DeviceLoader:  # fmt: skip
+    """The training loader ``recipe`` names: its batch size and augmentation, shuffled by ``seed``."""
+    return DeviceLoader(data, recipe.batch_size, augment=recipe.augment, normalize=normalize, device=device,
+                        seed=seed)  # fmt: skip
+
+
+def for_testing(data: ImageSet, *, device: str | torch.device = "auto", normalize: bool = True,
+                batch_size: int = 500) -> DeviceLoader:  # fmt: skip
+    """A loader for evaluation: in order, no augmentation."""
+    return DeviceLoader(data, batch_size, normalize=normalize, device=device)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import device as dev
 from .train import evaluate
 
 __all__ = ["plain_epoch", "timed_epoch"]
@@ -42,7 +43,10 @@ def timed_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Opti
     """:func:`plain_epoch` with a stopwatch per part: seconds spent getting data, in the forward pass
     (loss included), the backward pass and the optimizer step, then evaluating ``test``."""
     device = next(model.parameters()).device
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def sync() -> None:
+        dev.synchronize(device)
+
     parts = dict.fromkeys(("data", "forward", "backward", "step", "evaluation"), 0.0)
     model.train()
     batches = iter(batches)

@@ -26,11 +26,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import device as dev
+from . import settings
 from .data import ImageSet
-from .loader import DeviceLoader, resolve_device
-from .profiles import test_cap
+from .history import History, RunKey
+from .loader import DeviceLoader, for_recipe, for_testing
+from .profiles import Profile
 from .recipes import Recipe
-from .train import History, _autocast, _read, fit, param_groups, resolve_precision
+from .train import epochs_done, fit, make_optimizer, train_step
 
 __all__ = ["run_folder", "run_fingerprint", "probe", "Probe", "plan_line", "train_all", "COLAB_DRIVE"]
 
@@ -43,8 +46,8 @@ def run_folder(folder: str | os.PathLike | None = None) -> Path:
     mounted ``MyDrive/resnet-lab-runs`` (it survives a disconnect), else ``runs/`` here."""
     if folder is not None:
         return Path(folder).expanduser()
-    if os.environ.get("RESNET_LAB_RUNS"):
-        return Path(os.environ["RESNET_LAB_RUNS"]).expanduser()
+    if settings.runs_folder() is not None:
+        return settings.runs_folder()
     if "google.colab" in sys.modules and COLAB_DRIVE.is_dir():
         return COLAB_DRIVE / "resnet-lab-runs"
     return Path("runs")
@@ -58,14 +61,14 @@ def drive_advice(folder: Path) -> str:
             "`from google.colab import drive; drive.mount('/content/drive')` and this cell again.")  # fmt: skip
 
 
-def run_fingerprint(name: str, model: nn.Module, train_set: ImageSet, test_set: ImageSet | None, recipe: Recipe,
-                    epochs: int, seed: int, profile: str | None) -> str:  # fmt: skip
+def run_fingerprint(name: RunKey | str, model: nn.Module, train_set: ImageSet, test_set: ImageSet | None,
+                    recipe: Recipe, epochs: int, seed: int, profile: str | None) -> str:  # fmt: skip
     """A short hash of everything that makes a run what it is; a checkpoint resumes only a run with
     the same fingerprint (a changed profile, recipe or data size starts afresh)."""
     shapes = [[k, list(v.shape)] for k, v in model.state_dict().items()]
     data = [train_set.name, train_set.origin, len(train_set), len(test_set) if test_set is not None else 0]
-    key = json.dumps([name, getattr(model, "arch", ""), shapes, data, train_set.shape, recipe.as_dict(), epochs, seed,
-                      profile], default=str)  # fmt: skip
+    key = json.dumps([str(name), getattr(model, "arch", ""), shapes, data, train_set.shape, recipe.as_dict(), epochs,
+                      seed, profile], default=str)  # fmt: skip
     return hashlib.sha1(key.encode()).hexdigest()[:10]
 
 
@@ -85,48 +88,41 @@ def probe(model: nn.Module, loader: DeviceLoader, recipe: Recipe, steps: int = 1
           precision: str = "auto") -> Probe:  # fmt: skip
     """Time ``steps`` training steps (after 2 unmeasured ones) and 2 forward passes of a copy of ``model``.
 
-    Each step is timed alone and the median is used: a pause of the machine
-    during one step (a shared host, a notebook autosave) does not skew the plan.
+    The steps are :func:`resnet_lab.train.train_step`, as in training: the
+    recipe's parameter groups, label smoothing, gradient scaler and the
+    loader's memory format (at a hundredth of the rate: the copy is thrown
+    away, but should not diverge while timed). Each step is timed alone and
+    the median is used: a pause of the machine during one step (a shared
+    host, a notebook autosave) does not skew the plan.
     """
-    device = resolve_device(device)
-    precision = resolve_precision(precision, device)
-    net = copy.deepcopy(model).to(device, memory_format=torch.channels_last).train()
-    optimizer = torch.optim.SGD(param_groups(net, recipe), lr=recipe.lr * 0.01, momentum=recipe.momentum)
-    batches = iter(loader)
-    x, y = next(batches)
+    device = dev.resolve(device)
+    precision = dev.resolve_precision(precision, device)
+    net = copy.deepcopy(model).to(device)
+    if loader.channels_last:
+        net.to(memory_format=torch.channels_last)
+    net.train()
+    optimizer = make_optimizer(net, recipe, lr=recipe.lr * 0.01)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    x, y = next(iter(loader))
     times = []
     for i in range(steps + 2):
-        _sync(device)
+        dev.synchronize(device)
         t0 = time.perf_counter()
-        with _autocast(device, precision):
-            loss = torch.nn.functional.cross_entropy(net(x).float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        _sync(device)
+        train_step(net, x, y, optimizer, scaler, precision=precision, label_smoothing=recipe.label_smoothing,
+                   rate=recipe.lr * 0.01)  # fmt: skip
+        dev.synchronize(device)
         if i >= 2:
             times.append(time.perf_counter() - t0)
     train_ips = len(y) / statistics.median(times)
     net.eval()
-    with torch.no_grad(), _autocast(device, precision):
+    with torch.no_grad(), dev.autocast(device, precision):
         net(x)
-        _sync(device)
+        dev.synchronize(device)
         t0 = time.perf_counter()
         for _ in range(2):
             net(x)
-        _sync(device)
+        dev.synchronize(device)
     return Probe(train_ips, 2 * len(y) / (time.perf_counter() - t0))
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"this CPU ({torch.get_num_threads()} threads)"
 
 
 def plan_line(todo: int, finished: int, epochs: int, seconds: float, where: str, probe_steps: int,
@@ -144,7 +140,7 @@ def plan_line(todo: int, finished: int, epochs: int, seconds: float, where: str,
 
 def train_all(
     recipe: Recipe,
-    nets: dict[str, nn.Module],
+    nets: dict[RunKey | str, nn.Module],
     train_set: ImageSet,
     test_set: ImageSet | None,
     epochs: int,
@@ -152,9 +148,9 @@ def train_all(
     device: str | torch.device = "auto",
     precision: str = "auto",
     seed: int = 0,
-    profile: str | None = None,
+    profile: Profile | str | None = None,
     runs: str | os.PathLike | None | bool = None,
-    probe_steps: int = 10,
+    probe_steps: int | None = None,
     eval_every: int = 1,
     normalize: bool = True,
     progress: bool = False,
@@ -163,14 +159,16 @@ def train_all(
     """Train every network of ``nets`` with ``recipe`` on the same batches; returns their histories.
 
     Args:
-        nets: display name -> network (trained in place, in this order).
-        profile: the profile's name, part of each checkpoint's fingerprint.
+        nets: run key (a :class:`~resnet_lab.history.RunKey`, or a display
+            name) -> network, trained in place, in this order.
+        profile: the profile (or its name), part of each checkpoint's fingerprint.
         runs: the run folder (see :func:`run_folder`); ``False`` keeps no checkpoints.
-        probe_steps: steps per network in the speed probe before training (0: no probe, no plan).
+        probe_steps: steps per network in the speed probe before training (0: no probe, no plan;
+            default: the profile's ``probe_steps``, else 10).
         eval_every: test every this many epochs (and after the last).
         say: where the plan and per-network lines go (``print`` by default).
 
-    Each history's ``info`` gets the network's name, the data, the profile,
+    Each history's ``info`` (:class:`~resnet_lab.history.RunInfo`) gets the run's key, the data, the profile,
     ``status`` (trained, resumed from epoch k, or loaded), the planned and
     the measured wall seconds (test passes included).
     """
@@ -179,29 +177,30 @@ def train_all(
     if recipe.resize is not None and train_set.shape[-1] != recipe.resize:
         raise ValueError(f"recipe {recipe.name!r} trains at {recipe.resize}x{recipe.resize}, but the data is "
                          f"{train_set.shape}; load it with resize={recipe.resize}")  # fmt: skip
-    device = resolve_device(device)
-    train = DeviceLoader(train_set, recipe.batch_size, augment=recipe.augment, normalize=normalize, device=device,
-                         seed=seed)  # fmt: skip
-    test = DeviceLoader(test_set, 500, normalize=normalize, device=device) if test_set is not None else None
+    device = dev.resolve(device)
+    train = for_recipe(recipe, train_set, device=device, seed=seed, normalize=normalize)
+    test = for_testing(test_set, device=device, normalize=normalize) if test_set is not None else None
+    if isinstance(profile, Profile):
+        probe_steps = profile.probe_steps if probe_steps is None else probe_steps
+        profile = profile.key
+    probe_steps = 10 if probe_steps is None else probe_steps
     folder = None if runs is False else run_folder(None if runs in (None, True) else runs)
     status, ckpts = {}, {}
     for name, net in nets.items():
         ckpts[name] = None if folder is None else folder / (
-            f"{_slug(name)}-{run_fingerprint(name, net, train_set, test_set, recipe, epochs, seed, profile)}.pt")
-        done = _epochs_done(ckpts[name])
+            f"{_slug(str(name))}-{run_fingerprint(name, net, train_set, test_set, recipe, epochs, seed, profile)}.pt")
+        done = epochs_done(ckpts[name])
         status[name] = "trained" if done == 0 else "loaded" if done >= epochs else f"resumed from epoch {done}"
 
     plans = {}
-    if test_cap():  # capped test runs train a step or two: a long probe would dominate
-        probe_steps = min(probe_steps, 1)
     if probe_steps:
         todo = [n for n in nets if status[n] != "loaded"]
         for name in todo:
             p = probe(nets[name], train, recipe, probe_steps, device, precision)
-            left = epochs - _epochs_done(ckpts[name])
+            left = epochs - epochs_done(ckpts[name])
             tests = len(test_set) / eval_every if test_set is not None else 0
             plans[name] = p.seconds(len(train_set), round(tests), left)
-        say(plan_line(len(todo), len(nets) - len(todo), epochs, sum(plans.values()), device_name(device),
+        say(plan_line(len(todo), len(nets) - len(todo), epochs, sum(plans.values()), dev.describe(device),
                       probe_steps, folder) + (drive_advice(folder) if folder else ""))  # fmt: skip
 
     histories = {}
@@ -212,28 +211,22 @@ def train_all(
         wall = time.perf_counter() - t0
         if status[name] == "loaded":
             wall = None  # trained in an earlier session; its epochs keep their own timings
-        history.info.update(name=name, data=train_set.describe(), profile=profile, status=status[name],
-                            test_data=test_set.describe() if test_set is not None else None,
-                            planned_seconds=plans.get(name), wall_seconds=wall)  # fmt: skip
+        info = history.info
+        info.key, info.data, info.profile, info.status = RunKey.of(name), train_set.describe(), profile, status[name]
+        info.test_data = test_set.describe() if test_set is not None else None
+        info.planned_seconds, info.wall_seconds = plans.get(name), wall
         histories[name] = history
         say(_result_line(name, history, wall))
     return histories
 
 
-def _result_line(name: str, h: History, wall: float | None) -> str:
+def _result_line(name: RunKey | str, h: History, wall: float | None) -> str:
     f = h.final
     test = f", test error {100 * f.test_error:.1f}%" if f.test_error is not None else ""
-    how = h.info["status"]
+    how = h.info.status
     took = "from its checkpoint" if wall is None else f"in {wall:.0f} s"
     return f"{name}: {how} {took}; final training error {100 * f.train_error:.1f}%{test}"
 
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-
-
-def _epochs_done(path: Path | None) -> int:
-    if path is None or not path.exists():
-        return 0
-    state = _read(path, "cpu")
-    return int(state.get("epoch", 0)) if isinstance(state, dict) else 0

@@ -2,13 +2,16 @@
 
 ``fit(model, train, test, recipe=PAPER, epochs=...)`` trains with SGD, sets
 the learning rate every iteration (:func:`lr_at`), records a
-:class:`History`, and at the end of every epoch writes a checkpoint
-atomically (temporary file, then rename). Called again with the same
-checkpoint path it resumes from there and, on the CPU with a fixed seed,
-ends with exactly the weights and history of a run that was never
-interrupted. Mixed precision (bf16, or fp16 with loss scaling) runs through
-``torch.autocast``, on a GPU or on the CPU. Planning, probing and run
-folders live in :mod:`resnet_lab.runs`; the chapters on training use both.
+:class:`~resnet_lab.history.History`, and at the end of every epoch writes a
+checkpoint atomically (temporary file, then rename). Called again with the
+same checkpoint path it resumes from there and, on the CPU with a fixed
+seed, ends with exactly the weights and history of a run that was never
+interrupted. One :func:`train_step` is the whole of an iteration, used by
+the epoch loop and by the speed probe (:func:`resnet_lab.runs.probe`).
+Mixed precision (bf16, or fp16 with loss scaling) runs through
+``torch.autocast``, on a GPU or on the CPU. The training loader is made from
+the recipe by :func:`resnet_lab.loader.for_recipe`; ``fit`` refuses one that
+contradicts its recipe (:class:`Loader` says what ``fit`` reads).
 """
 
 from __future__ import annotations
@@ -17,103 +20,64 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .loader import resolve_device
+from . import device as dev
+from .files import CheckpointMismatchError, atomic_save, load_model, model_fingerprint, read_saved, save_model
+from .history import EpochRecord, History, RunInfo
 from .models import evaluating
 from .recipes import SCHEDULES, Recipe
 
 __all__ = [
-    "EpochRecord", "History", "fit", "train_one_epoch", "evaluate", "predict", "lr_at", "param_groups",
-    "resolve_precision", "save_model", "load_model", "atomic_save", "CheckpointMismatchError",
+    "Loader", "check_loader", "fit", "train_step", "train_one_epoch", "evaluate", "predict", "lr_at", "param_groups",
+    "make_optimizer", "save_checkpoint", "load_checkpoint", "epochs_done", "save_model", "load_model",
+    "CheckpointMismatchError", "History", "EpochRecord", "RunInfo",
 ]  # fmt: skip
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+@runtime_checkable
+class Loader(Protocol):
+    """What :func:`fit` reads of a training loader (:class:`resnet_lab.loader.DeviceLoader` is one).
+
+    ``batch_size`` and ``augment`` must be the recipe's; ``channels_last``
+    says the batches come in that memory format (the model is moved to it
+    too); ``set_epoch`` chooses the epoch's permutation, which makes a
+    resumed run draw the same batches.
+    """
+
+    batch_size: int
+    augment: str | None
+    channels_last: bool
+    num_images: int
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+    def set_epoch(self, epoch: int) -> None: ...
 
 
-class CheckpointMismatchError(ValueError):
-    """A checkpoint was written for a different model or run."""
-
-
-@dataclass
-class EpochRecord:
-    """What one epoch did. Errors are fractions (0.07 = 7% wrong)."""
-
-    epoch: int
-    step: int
-    lr: float
-    train_loss: float
-    train_error: float
-    test_loss: float | None
-    test_error: float | None
-    images_per_s: float
-    seconds: float
-
-
-@dataclass
-class History:
-    """Per-epoch records of a run, plus what the run was (model, data, device, precision)."""
-
-    records: list[EpochRecord] = field(default_factory=list)
-    info: dict = field(default_factory=dict)
-    #: Training curve within epochs: ``{"step", "train_loss", "train_error"}``
-    #: averaged over the batches since the previous entry (for iteration plots).
-    steps: list[dict] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def column(self, name: str) -> list:
-        return [getattr(r, name) for r in self.records]
-
-    @property
-    def final(self) -> EpochRecord:
-        if not self.records:
-            raise ValueError("this history has no epochs yet")
-        return self.records[-1]
-
-    @property
-    def seconds(self) -> float:
-        """Training time summed over the epochs (test passes excluded)."""
-        return sum(r.seconds for r in self.records)
-
-    def to_dict(self) -> dict:
-        return {"records": [asdict(r) for r in self.records], "info": self.info, "steps": self.steps}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> History:
-        return cls([EpochRecord(**r) for r in d["records"]], dict(d.get("info", {})), list(d.get("steps", [])))
-
-    def save(self, path: str | os.PathLike) -> None:
-        atomic_save(json.dumps(self.to_dict(), indent=1), path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> History:
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-    def plot(self, ax=None, label: str = "", **kwargs):
-        """Training (thin) and test (bold) error per epoch, in percent. Returns the axes."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6.4, 3.6))
-        epochs = self.column("epoch")
-        train = [100 * e for e in self.column("train_error")]
-        (line,) = ax.plot(epochs, train, lw=1.2, label=f"{label} train".strip(), **kwargs)
-        if any(e is not None for e in self.column("test_error")):
-            test = [None if e is None else 100 * e for e in self.column("test_error")]
-            ax.plot(epochs, test, lw=2.8, color=line.get_color(), label=f"{label} test".strip())
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("error (%)")
-        ax.legend()
-        return ax
+def check_loader(train: object, recipe: Recipe) -> Loader:
+    """``train`` if it is a :class:`Loader` that agrees with ``recipe``; else a ValueError saying what differs."""
+    fix = "build it with resnet_lab.loader.for_recipe(recipe, data)"
+    if not isinstance(train, Loader):
+        missing = [n for n in ("batch_size", "augment", "channels_last", "num_images", "set_epoch", "__len__")
+                   if not hasattr(train, n)]  # fmt: skip
+        raise TypeError(f"fit() needs a training loader with {', '.join(missing)} (see resnet_lab.train.Loader), "
+                        f"got {type(train).__name__}; {fix}")  # fmt: skip
+    if train.batch_size != recipe.batch_size:
+        raise ValueError(f"the loader gives batches of {train.batch_size}, but recipe {recipe.name!r} trains with "
+                         f"batches of {recipe.batch_size}; {fix}, or use recipe.with_batch_size({train.batch_size})")
+    if train.augment != recipe.augment:
+        raise ValueError(f"the loader augments with {train.augment!r}, but recipe {recipe.name!r} names "
+                         f"{recipe.augment!r}; {fix}, or recipe.replace(augment={train.augment!r})")  # fmt: skip
+    return train
 
 
 def lr_at(step: int, total_steps: int, lr: float, schedule: str = "step", warmup: int = 0) -> float:
@@ -144,29 +108,6 @@ def lr_at(step: int, total_steps: int, lr: float, schedule: str = "step", warmup
     return lr * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``"auto"``: fp32 on the CPU; on a GPU bf16 from compute capability 8.0 (Ampere) up, else fp16.
-
-    ``torch.cuda.is_bf16_supported()`` also counts emulated bf16, which is
-    slow: a T4 (capability 7.5, Colab's free GPU) has fp16 tensor cores only,
-    so it gets fp16 with loss scaling. Explicit ``"bf16"``/``"fp16"`` are
-    honoured on any device (autocast runs on the CPU too).
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision != "auto":
-        return precision
-    if device.type != "cuda":
-        return "fp32"
-    return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
-
-
-def _autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
 def param_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
     """Optimizer groups: weight decay on weights only (not BN parameters and biases), and the
     backbone at ``recipe.backbone_lr_scale`` of the head's rate. Frozen parameters are left out."""
@@ -187,6 +128,31 @@ def set_train_mode(model: nn.Module) -> None:
     for m in model.modules():
         if getattr(m, "frozen_eval", False):
             m.eval()
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe, lr: float | None = None) -> torch.optim.Optimizer:
+    """SGD over :func:`param_groups` with the recipe's momentum and Nesterov setting (rate ``lr``, else the
+    recipe's; the loop sets it per iteration)."""
+    return torch.optim.SGD(param_groups(model, recipe), lr=recipe.lr if lr is None else lr,
+                           momentum=recipe.momentum, nesterov=recipe.nesterov)  # fmt: skip
+
+
+def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, *, precision: str, label_smoothing: float = 0.0,
+               rate: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """One iteration: set the rate (each group at its ``lr_scale``), forward under autocast, loss, backward
+    through the gradient scaler, step. Returns the loss and the outputs (not detached)."""
+    if rate is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = rate * group["lr_scale"]
+    with dev.autocast(x.device, precision):
+        out = model(x)
+        loss = F.cross_entropy(out.float(), y, label_smoothing=label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss, out
 
 
 class Meter:
@@ -217,15 +183,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
     epoch, window = Meter(device), Meter(device)
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        for group in optimizer.param_groups:
-            group["lr"] = rate(step) * group["lr_scale"]
-        with _autocast(device, precision):
-            out = model(x)
-            loss = F.cross_entropy(out.float(), y, label_smoothing=label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        loss, out = train_step(model, x, y, optimizer, scaler, precision=precision, label_smoothing=label_smoothing,
+                               rate=rate(step))
         epoch.add(loss, out, y)
         window.add(loss, out, y)
         step += 1
@@ -242,7 +201,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
 
 def fit(
     model: nn.Module,
-    train: Iterable,
+    train: Loader,
     test: Iterable | None = None,
     *,
     recipe: Recipe,
@@ -259,12 +218,12 @@ def fit(
     """Train ``model`` for ``epochs`` epochs with ``recipe``; returns the :class:`History`.
 
     Args:
-        train, test: iterables of ``(images, labels)`` batches with a
-            ``len()``, e.g. :class:`resnet_lab.loader.DeviceLoader`; a loader
-            with ``set_epoch`` gets the epoch before each pass, which makes a
-            resumed run draw the same batches. (The recipe's batch size and
-            augmentation are the loader's business.)
-        precision: see :func:`resolve_precision`; recorded in ``history.info``.
+        train: a :class:`Loader` made for ``recipe`` (its batch size and
+            augmentation; :func:`resnet_lab.loader.for_recipe` makes one),
+            else a clear error. It gets the epoch before each pass, which
+            makes a resumed run draw the same batches.
+        test: any iterable of ``(images, labels)`` batches, or None.
+        precision: see :func:`resnet_lab.device.resolve_precision`; recorded in ``history.info``.
         checkpoint: a file path, written at the end of every epoch. If it
             exists when ``fit`` starts, training resumes from it (it must
             have been written for the same architecture, else
@@ -277,17 +236,17 @@ def fit(
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    steps_per_epoch = len(train)  # type: ignore[arg-type]
+    train = check_loader(train, recipe)
+    steps_per_epoch = len(train)
     if steps_per_epoch == 0:
         raise ValueError("the training loader yields no batches (is the data set smaller than one batch?)")
-    device = resolve_device(device)
-    precision = resolve_precision(precision, device)
+    device = dev.resolve(device)
+    precision = dev.resolve_precision(precision, device)
     torch.manual_seed(seed)
     model.to(device)
-    if getattr(train, "channels_last", False):
+    if train.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(param_groups(model, recipe), lr=recipe.lr, momentum=recipe.momentum,
-                                nesterov=recipe.nesterov)  # fmt: skip
+    optimizer = make_optimizer(model, recipe)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     total_steps = epochs * steps_per_epoch
     warmup = round(recipe.warmup_epochs * steps_per_epoch)
@@ -299,27 +258,24 @@ def fit(
     start_epoch = 0
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if ckpt_path is not None and ckpt_path.exists():
-        start_epoch = _load_checkpoint(ckpt_path, model, optimizer, scaler, history, device)
-    history.info.update(
+        start_epoch = load_checkpoint(ckpt_path, model, optimizer, scaler, history, device)
+    history.info = RunInfo(
         arch=str(getattr(model, "arch", type(model).__name__)), params=sum(p.numel() for p in model.parameters()),
-        trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
-        device=str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        trainable=sum(p.numel() for p in model.parameters() if p.requires_grad), device=dev.describe(device),
         precision=precision, epochs=epochs, recipe=recipe.name, schedule=recipe.schedule, lr=recipe.lr,
-        batch_size=getattr(train, "batch_size", None), train_images=getattr(train, "num_images", None),
-        test_images=getattr(test, "num_images", None),
+        batch_size=train.batch_size, train_images=train.num_images, test_images=getattr(test, "num_images", None),
     )  # fmt: skip
     log_every = log_every or max(1, steps_per_epoch // 5)
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, epochs):
-        if hasattr(train, "set_epoch"):
-            train.set_epoch(epoch)
+        train.set_epoch(epoch)
         bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress)
-        _synchronize(device)
+        dev.synchronize(device)
         t0 = time.perf_counter()
         meter, step = train_one_epoch(model, train, optimizer, scaler, rate=rate, step=step, precision=precision,
                                       label_smoothing=recipe.label_smoothing, history=history,
                                       log_every=log_every, on_step=on_step, bar=bar)  # fmt: skip
-        _synchronize(device)
+        dev.synchronize(device)
         seconds = time.perf_counter() - t0
         if bar is not None:
             bar.close()
@@ -329,13 +285,8 @@ def fit(
         history.records.append(EpochRecord(epoch + 1, step, rate(step - 1), train_loss, train_error, test_loss,
                                            test_error, meter.images / seconds, seconds))  # fmt: skip
         if ckpt_path is not None:
-            _save_checkpoint(ckpt_path, model, optimizer, scaler, history, epoch + 1)
+            save_checkpoint(ckpt_path, model, optimizer, scaler, history, epoch + 1)
     return history
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -350,9 +301,9 @@ def _progress(total: int, desc: str, enabled: bool):
 def evaluate(model: nn.Module, loader: Iterable, device: str | torch.device = "auto",
              precision: str = "fp32") -> tuple[float, float]:  # fmt: skip
     """Mean cross-entropy loss and error (fraction wrong) of ``model`` on ``loader``, in eval mode."""
-    device = resolve_device(device)
+    device = dev.resolve(device)
     loss_sum, wrong, n = 0.0, 0, 0
-    with evaluating(model), _autocast(device, resolve_precision(precision, device)):
+    with evaluating(model), dev.autocast(device, dev.resolve_precision(precision, device)):
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             out = model(x).float()
@@ -368,7 +319,7 @@ def evaluate(model: nn.Module, loader: Iterable, device: str | torch.device = "a
 def predict(model: nn.Module, loader: Iterable, device: str | torch.device = "auto") -> tuple[torch.Tensor,
                                                                                               torch.Tensor]:
     """Class probabilities (N, classes) and true labels for every batch of ``loader``, on the CPU."""
-    device = resolve_device(device)
+    device = dev.resolve(device)
     probs, labels = [], []
     with evaluating(model):
         for x, y in loader:
@@ -377,51 +328,32 @@ def predict(model: nn.Module, loader: Iterable, device: str | torch.device = "au
     return torch.cat(probs), torch.cat(labels)
 
 
-# --- Files: checkpoints and saved models ------------------------------------------------
+# --- Checkpoints of a run ------------------------------------------------------------------
 
 
-def atomic_save(obj, path: str | os.PathLike) -> None:
-    """Write ``obj`` (text, or anything ``torch.save`` takes) to ``path`` via a temporary file and a
-    rename, so a crash leaves the previous file whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    if isinstance(obj, str):
-        tmp.write_text(obj)
-    else:
-        torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _fingerprint(model: nn.Module) -> dict:
-    shapes = [[k, list(v.shape)] for k, v in model.state_dict().items()]
-    return {"arch": str(getattr(model, "arch", type(model).__name__)), "shapes": shapes}
-
-
-def _save_checkpoint(path: Path, model, optimizer, scaler, history: History, epoch: int) -> None:
+def save_checkpoint(path: Path, model: nn.Module, optimizer, scaler, history: History, epoch: int) -> None:
+    """Everything a resumed run needs after ``epoch`` epochs: weights, optimizer, scaler, history, RNG."""
     atomic_save({
-        "format": "resnet_lab/1", "epoch": epoch, "fingerprint": _fingerprint(model), "model": model.state_dict(),
+        "format": "resnet_lab/1", "epoch": epoch, "fingerprint": model_fingerprint(model), "model": model.state_dict(),
         "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
         "history": json.dumps(history.to_dict()), "torch_rng": torch.get_rng_state(),
     }, path)  # fmt: skip
 
 
-def _read(path: Path, device) -> dict:
-    """``torch.load`` with ``weights_only=True`` (tensors and plain data only: no code runs)."""
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure to read it is reported the same way
-        raise CheckpointMismatchError(
-            f"cannot read checkpoint {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}. "
-            "Delete it to start afresh, or pass another checkpoint path."
-        ) from exc
+def epochs_done(path: Path | None) -> int:
+    """Epochs finished by the checkpoint at ``path`` (0 where there is none)."""
+    if path is None or not path.exists():
+        return 0
+    state = read_saved(path, "cpu")
+    return int(state.get("epoch", 0)) if isinstance(state, dict) else 0
 
 
-def _load_checkpoint(path: Path, model, optimizer, scaler, history: History, device) -> int:
-    state = _read(path, device)
+def load_checkpoint(path: Path, model: nn.Module, optimizer, scaler, history: History, device) -> int:
+    """Restore a run from ``path`` into ``model``, ``optimizer``, ``scaler`` and ``history``; returns its epoch."""
+    state = read_saved(path, device)
     if not isinstance(state, dict) or state.get("format") != "resnet_lab/1":
         raise CheckpointMismatchError(f"{path} is not a resnet_lab checkpoint; pass another checkpoint path")
-    theirs, ours = state["fingerprint"], _fingerprint(model)
+    theirs, ours = state["fingerprint"], model_fingerprint(model)
     if theirs != ours:
         raise CheckpointMismatchError(
             f"checkpoint {path} was written for {theirs['arch']} ({len(theirs['shapes'])} tensors), but this model "
@@ -433,28 +365,6 @@ def _load_checkpoint(path: Path, model, optimizer, scaler, history: History, dev
     scaler.load_state_dict(state["scaler"])
     restored = History.from_dict(json.loads(state["history"]))
     history.records[:], history.steps[:] = restored.records, restored.steps
-    history.info.update(restored.info)
+    history.info = restored.info
     torch.set_rng_state(state["torch_rng"].cpu())
     return int(state["epoch"])
-
-
-def save_model(model: nn.Module, path: str | os.PathLike) -> None:
-    """Save weights plus the architecture fingerprint, atomically."""
-    atomic_save({"format": "resnet_lab/model", "fingerprint": _fingerprint(model), "model": model.state_dict()}, path)
-
-
-def load_model(model: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Load weights saved by :func:`save_model` into ``model`` (safe loading: tensors only, no code runs)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no saved model at {path}; save one with resnet_lab.train.save_model(model, path)")
-    state = _read(path, "cpu")
-    if not isinstance(state, dict) or state.get("format") != "resnet_lab/model":
-        raise CheckpointMismatchError(f"{path} was not written by resnet_lab.train.save_model")
-    if state["fingerprint"] != _fingerprint(model):
-        raise CheckpointMismatchError(
-            f"{path} holds weights of {state['fingerprint']['arch']}, not of {_fingerprint(model)['arch']}; "
-            "build the same architecture before loading"
-        )
-    model.load_state_dict(state["model"])
-    return model

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import write_idx
+from tests.helpers import REPO, write_idx
 
 
 @pytest.fixture
@@ -20,3 +22,13 @@ def tiny_fashion_root(tmp_path: Path) -> Path:
         write_idx(raw / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """This checkout built as a wheel (``pip wheel --no-deps``), once per pytest session, in a temporary folder."""
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(REPO)],
+                   check=True)  # fmt: skip
+    (built,) = dist.glob("resnet_lab-*.whl")
+    return built

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -13,7 +15,12 @@ import torch
 from resnet_lab.data import DEBIAN_FASHION_DIR, ImageSet
 from resnet_lab.train import EpochRecord, History
 
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
 REPO = Path(__file__).resolve().parents[1]
+#: Scripts the tests run in a fresh Python (run_script), real files so that ruff checks them.
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
 # CI clones the repository with shared/ beside it; RESNET_LAB_CIFAR_SUBSET overrides.
 CIFAR_SUBSET = Path(os.environ.get("RESNET_LAB_CIFAR_SUBSET", REPO.parent / "shared" / "data" / "cifar10-subset"))
 
@@ -61,13 +68,15 @@ def history(train_errors: list[float], test_errors: list[float] | None = None, p
     return h
 
 
-def run_script(script: Path, *args: str, kill_on: str | None = None, times: int = 1) -> None:
-    """Run ``script`` with ``args`` in a fresh Python with the repository importable. With ``kill_on``,
-    SIGKILL it the ``times``-th time it prints that line (a disconnect); else it must succeed."""
+def run_script(script: Path | str, *args: str, kill_on: str | None = None, times: int = 1) -> None:
+    """Run ``script`` (a path, or a file name in tests/scripts) with ``args`` in a fresh Python with the
+    repository importable. With ``kill_on``, SIGKILL it the ``times``-th time it prints that line (a
+    disconnect); else it must succeed."""
     import signal
     import subprocess
     import sys
 
+    script = SCRIPTS / script  # an absolute path stays as it is
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, str(script), *map(str, args)], stdout=subprocess.PIPE, text=True,
                             cwd=REPO, env=env)  # fmt: skip
@@ -81,3 +90,33 @@ def run_script(script: Path, *args: str, kill_on: str | None = None, times: int 
     proc.wait(timeout=300)
     if kill_on is None:
         assert proc.returncode == 0, f"{script.name} failed with exit code {proc.returncode}"
+
+
+def run_notebook(notebook: Path | NotebookNode, *, profile: str, env: Mapping[str, str | None] | None = None,
+                 cwd: Path | None = None, timeout: int = 900) -> NotebookNode:  # fmt: skip
+    """Execute ``notebook`` (a path, or a notebook already read) in a fresh ``python3`` kernel; return it executed.
+
+    The kernel's environment is this process's with ``RESNET_LAB_PROFILE=profile``, ``MPLBACKEND=Agg`` and
+    ``env`` on top (a value of None removes the variable). It is handed to the kernel when it starts, so
+    this process's ``os.environ`` is never changed. The kernel runs in ``cwd``, by default the notebook's
+    folder (required for a notebook given as a NotebookNode). A cell that fails raises
+    ``nbclient.exceptions.CellExecutionError``, naming the cell.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    if isinstance(notebook, (str, Path)):
+        cwd = cwd or Path(notebook).parent
+        notebook = nbformat.read(notebook, as_version=4)
+    if cwd is None:
+        raise ValueError("run_notebook needs cwd for a notebook that is not read from a file")
+    kernel_env = {**os.environ, "RESNET_LAB_PROFILE": profile, "MPLBACKEND": "Agg"}
+    for key, value in (env or {}).items():
+        if value is None:
+            kernel_env.pop(key, None)
+        else:
+            kernel_env[key] = str(value)
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(cwd)}})  # fmt: skip
+    client.execute(env=kernel_env)  # passed on to the kernel manager's start_kernel
+    return notebook

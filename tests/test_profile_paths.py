@@ -14,12 +14,10 @@ nothing: nbval runs them.
 
 from __future__ import annotations
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from resnet_lab.profiles import PROFILES
-from tests.helpers import CIFAR_SUBSET, REPO, needs_cifar_subset, needs_fashion
+from tests.helpers import CIFAR_SUBSET, REPO, needs_cifar_subset, needs_fashion, run_notebook
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 TRAINING = [p.stem for p in NOTEBOOKS if "train_all(" in p.read_text()]
@@ -46,19 +44,16 @@ def test_every_training_chapter_is_covered_and_skipped_paper_runs_would_repeat_g
         assert _capped_sizes_but_depths("paper", stem) == _capped_sizes_but_depths("gpu", stem)
 
 
+@pytest.mark.slow  # a chapter in a notebook kernel: tens of seconds to minutes on a CPU
 @needs_fashion
 @needs_cifar_subset
 @pytest.mark.parametrize(("stem", "profile"), BRANCHES, ids=[f"{s}-{p}" for s, p in BRANCHES])
-def test_chapter_runs_to_completion_under_the_profile(stem, profile, tmp_path, monkeypatch):
+def test_chapter_runs_to_completion_under_the_profile(stem, profile, tmp_path):
     path = REPO / "notebooks" / f"{stem}.ipynb"
     runs = tmp_path / "runs"
-    for key, value in {"RESNET_LAB_PROFILE": profile, "RESNET_LAB_TEST_CAP": ",".join(map(str, CAP)),
-                       "MPLBACKEND": "Agg", "RESNET_LAB_DATA": str(CIFAR_SUBSET), "RESNET_LAB_RUNS": str(runs),
-                       "RESNET_LAB_TRANSFER": "offline"}.items():  # fmt: skip
-        monkeypatch.setenv(key, value)
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()  # fmt: skip
+    env = {"RESNET_LAB_TEST_CAP": ",".join(map(str, CAP)), "RESNET_LAB_DATA": str(CIFAR_SUBSET),
+           "RESNET_LAB_RUNS": str(runs), "RESNET_LAB_TRANSFER": "offline"}  # fmt: skip
+    nb = run_notebook(path, profile=profile, env=env)
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert f"profile: {profile}" in printed and "[capped for tests]" in printed
     if "train_all(" in "".join(c.source for c in nb.cells):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -95,40 +94,11 @@ def test_train_all_refuses_bad_input():
         R.train_all(d2l_like, {"a": M.cifar_resnet(8, in_channels=1)}, synthetic_set(32), None, 1)
 
 
-RUN_SCRIPT = textwrap.dedent(
-    """
-    import sys, time, json, torch
-    from resnet_lab import models as M
-    from resnet_lab.recipes import Recipe
-    from resnet_lab.runs import train_all
-    from resnet_lab import train as T
-    from tests.helpers import synthetic_set
-    torch.set_num_threads(1)
-    folder, out, slow = sys.argv[1], sys.argv[2], sys.argv[3] == "slow"
-    if slow:  # slow the second network down, so the parent can kill it mid-run
-        real = T.train_one_epoch
-        def slowed(model, *a, **k):
-            if model.arch.endswith("ResNet-14 (option A)"):
-                print("second net epoch", flush=True)
-                time.sleep(1.0)
-            return real(model, *a, **k)
-        T.train_one_epoch = slowed
-    torch.manual_seed(0)
-    nets = {"first": M.cifar_resnet(8, in_channels=1, num_classes=4),
-            "second": M.cifar_resnet(14, in_channels=1, num_classes=4)}
-    recipe = Recipe("tiny", lr=0.05, weight_decay=1e-4, batch_size=32)
-    hs = train_all(recipe, nets, synthetic_set(96), synthetic_set(32, seed=1, train=False), 3, device="cpu",
-                   runs=folder, probe_steps=0)
-    torch.save({n: m.state_dict() for n, m in nets.items()}, out + ".weights")
-    json.dump({n: {"status": h.info["status"], "records": h.to_dict()["records"]} for n, h in hs.items()},
-              open(out + ".json", "w"))
-    """
-)
 
 
+@pytest.mark.slow  # three fresh Pythons that import torch, one slowed down to be killed mid-run
 def test_rerun_after_a_disconnect_loads_finished_networks_and_resumes_the_rest(tmp_path):
-    script = tmp_path / "run.py"
-    script.write_text(RUN_SCRIPT)
+    script = "resume_train_all.py"  # in tests/scripts
     # Killed during the second network's second epoch: the first is finished, the second has one epoch.
     run_script(script, tmp_path / "runs", tmp_path / "a", "slow", kill_on="second net epoch", times=2)
     assert not (tmp_path / "a.json").exists()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from tests.helpers import CIFAR_SUBSET, REPO, needs_cifar_subset, needs_fashion
+from tests.helpers import CIFAR_SUBSET, REPO, needs_cifar_subset, needs_fashion, run_notebook
 from tools.student_edition import write_edition
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -48,18 +46,14 @@ def test_no_solution_code_appears_in_the_student_files(edition):
                 assert line not in text, f"{student.name} contains solution code: {line!r}"
 
 
+@pytest.mark.slow  # every chapter in a notebook kernel
 @needs_fashion
 @needs_cifar_subset
 def test_every_student_notebook_runs_and_every_checker_says_not_yet(edition, tmp_path):
-    env = {"RESNET_LAB_PROFILE": "smoke", "RESNET_LAB_DATA": str(CIFAR_SUBSET), "MPLBACKEND": "Agg",
-           "RESNET_LAB_RUNS": str(tmp_path / "runs")}  # fmt: skip
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    env = {"RESNET_LAB_DATA": str(CIFAR_SUBSET), "RESNET_LAB_RUNS": str(tmp_path / "runs")}
     try:
         for path in edition:
-            nb = nbformat.read(path, as_version=4)
-            NotebookClient(nb, timeout=900, kernel_name="python3",
-                           resources={"metadata": {"path": str(path.parent)}}).execute()  # fmt: skip
+            nb = run_notebook(path, profile="smoke", env=env)
             verdicts = [o for c in nb.cells if c.cell_type == "code" and re.search(r"\bex\.\w+\(", c.source)
                         for o in c.outputs if "text/plain" in o.get("data", {})]  # fmt: skip
             assert verdicts, path.name
@@ -67,9 +61,4 @@ def test_every_student_notebook_runs_and_every_checker_says_not_yet(edition, tmp
                 text = o["data"]["text/plain"]
                 assert text.startswith("Not yet.") and "Hint:" in text, (path.name, text[:120])
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         shutil.rmtree(tmp_path / "runs", ignore_errors=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import textwrap
 
 import pytest
 import torch
@@ -215,38 +214,10 @@ def test_evaluate_counts_errors_and_averages_the_loss():
 
 # --- Killed mid-epoch, resumed: the same weights and history as no interruption ----------
 
-TRAIN_SCRIPT = textwrap.dedent(
-    """
-    import json, sys, time, torch
-    from resnet_lab import models as M
-    from resnet_lab.loader import DeviceLoader
-    from resnet_lab.recipes import Recipe
-    from tests.helpers import synthetic_set
-    from resnet_lab.train import fit
-    torch.set_num_threads(1)
-    ckpt, out, slow_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    torch.manual_seed(0)
-    model = M.cifar_resnet(8, in_channels=1, num_classes=4)
-    train = DeviceLoader(synthetic_set(256), 32, augment="flip", device="cpu", seed=7)
-    test = DeviceLoader(synthetic_set(64, seed=1, train=False), 64, device="cpu")
 
-    def on_step(step):
-        print("step", step, flush=True)
-        if step >= slow_after:
-            time.sleep(0.5)  # give the parent time to kill us mid-epoch
-
-    recipe = Recipe("tiny", lr=0.05, weight_decay=1e-4)
-    h = fit(model, train, test, recipe=recipe, epochs=3, device="cpu", progress=False, checkpoint=ckpt,
-            on_step=on_step)
-    torch.save(model.state_dict(), out + ".weights")
-    json.dump(h.to_dict(), open(out + ".json", "w"))
-    """
-)
-
-
+@pytest.mark.slow  # three fresh Pythons that import torch, one slowed down to be killed mid-epoch
 def test_killed_run_resumes_to_identical_weights_and_history(tmp_path):
-    script = tmp_path / "train.py"
-    script.write_text(TRAIN_SCRIPT)
+    script = "resume_fit.py"  # in tests/scripts
     # 8 steps per epoch: kill at step 12, in the middle of epoch 2.
     run_script(script, tmp_path / "a.pt", tmp_path / "a", 11, kill_on="step 12")
     assert (tmp_path / "a.pt").exists() and not (tmp_path / "a.json").exists()

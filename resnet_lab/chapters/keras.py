@@ -6,23 +6,63 @@ another backend). :func:`keras_resnet` builds the CIFAR ResNet of
 :func:`resnet_lab.models.cifar_resnet` with ``keras.layers``, the way Keras
 tutorials write it; :func:`copy_weights` copies our weights into it, which
 takes every difference in :data:`DIFFERENCES` into account; chapter "The
-same ResNet in Keras" demonstrates each one and trains both.
+same ResNet in Keras" demonstrates each one and trains both
+(:func:`networks` is the PyTorch side of that run, :func:`plan` the work of both).
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
-from . import models as M
-from .recipes import Recipe
-from .train import lr_at
+from .. import models as M
+from .. import sizes as S
+from ..history import RunKey
+from ..recipes import Recipe
+from ..sizes import PlannedRun, input_shape
+from ..train import lr_at
 
-__all__ = ["keras", "keras_resnet", "copy_weights", "keras_input", "DIFFERENCES", "torch_kernel_to_keras",
-           "torch_momentum_to_keras", "keras_fit", "parameter_counts"]  # fmt: skip
+__all__ = [
+    "Sizes", "SIZES", "networks", "plan", "keras", "keras_resnet", "copy_weights", "keras_input", "DIFFERENCES",
+    "torch_kernel_to_keras", "torch_momentum_to_keras", "keras_fit", "parameter_counts"
+]  # fmt: skip
+
+@dataclass(frozen=True, kw_only=True)
+class Sizes:
+    """A brief run of both frameworks on ``train`` Fashion-MNIST images for ``epochs``."""
+
+    train: int = S.images()
+    test: int = S.images()
+    epochs: int = S.epochs()
+
+
+SIZES = {
+    "smoke": Sizes(train=256, test=128, epochs=1),
+    "cpu": Sizes(train=5_000, test=1_000, epochs=6),
+    "gpu": Sizes(train=10_000, test=2_000, epochs=5),
+    "paper": Sizes(train=60_000, test=10_000, epochs=15),
+}
+
+
+def networks(sizes: Sizes) -> dict[RunKey, nn.Module]:
+    """The PyTorch side of the comparison: ResNet-20 on one channel (Keras builds the same with
+    :func:`keras_resnet`)."""
+    return {RunKey("PyTorch ResNet-20"): M.resnet20(in_channels=1)}
+
+
+def plan(sizes: Sizes) -> list[PlannedRun]:
+    """:func:`networks` and the same network in Keras (the same MACs), each ``epochs`` times on the
+    training images, tested every epoch."""
+    [(key, net)] = networks(sizes).items()
+    shape = input_shape("fashion_mnist")
+    return [PlannedRun(label, net, shape, sizes.train * sizes.epochs, sizes.test * sizes.epochs)
+            for label in (str(key), "Keras ResNet-20")]  # fmt: skip
+
 
 #: What differs between a PyTorch and a Keras ResNet, and what to do about it.
 DIFFERENCES = [

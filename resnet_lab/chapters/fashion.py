@@ -1,4 +1,10 @@
-"""D2L's ResNet-18 recipe run two ways: by D2L's own pipeline, and by ours on the same images.
+"""Chapter "Training on Fashion-MNIST": D2L's recipe two ways, then the laptop recipe.
+
+:func:`laptop_networks` builds the network of the laptop recipe from the
+chapter's sizes, :func:`same_start` the D2L pair; :func:`plan` enumerates
+both for the chapter box.
+
+D2L's ResNet-18 recipe runs two ways: by D2L's own pipeline, and by ours on the same images.
 
 D2L 1.0, section 8.6 (Zhang et al. 2023), trains its ResNet-18 on
 Fashion-MNIST resized to 96x96 with ``d2l.FashionMNIST(batch_size=128,
@@ -22,14 +28,69 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from . import models as M
-from .data import balanced_indices, load_fashion_mnist, prepare_fashion_mnist
-from .loader import DeviceLoader, resolve_device
-from .recipes import D2L
-from .runs import train_all
-from .train import evaluate
+from .. import device as dev
+from .. import models as M
+from .. import sizes as S
+from ..data import balanced_indices, load_fashion_mnist, prepare_fashion_mnist
+from ..history import RunKey
+from ..loader import for_testing
+from ..recipes import D2L
+from ..runs import train_all
+from ..sizes import PlannedRun, input_shape, split_size
+from ..train import evaluate
 
-__all__ = ["PipelineRun", "initial_network", "same_start", "run_d2l", "run_ours"]
+__all__ = [
+    "Sizes", "SIZES", "laptop_networks", "plan", "PipelineRun", "initial_network", "same_start", "run_d2l",
+    "run_ours"
+]  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sizes:
+    """D2L's recipe on ``d2l_train`` images for ``d2l_epochs`` (both pipelines), one epoch timed part by
+    part on ``timing_images``, then the laptop recipe with ResNet-``depth`` for ``epochs``."""
+
+    d2l_train: int | None = S.images()
+    d2l_test: int | None = S.images()
+    d2l_epochs: int = S.epochs()
+    timing_images: int = S.images()
+    depth: int = S.fixed()
+    train: int | None = S.images()
+    test: int | None = S.images()
+    epochs: int = S.epochs()
+
+
+SIZES = {
+    "smoke": Sizes(d2l_train=256, d2l_test=128, d2l_epochs=1, timing_images=64, depth=8, train=512, test=256,
+                   epochs=1),
+    "cpu": Sizes(d2l_train=2_560, d2l_test=1_024, d2l_epochs=1, timing_images=512, depth=14, train=None, test=None,
+                 epochs=4),
+    "gpu": Sizes(d2l_train=None, d2l_test=None, d2l_epochs=10, timing_images=4_096, depth=20, train=None, test=None,
+                 epochs=15),
+    "paper": Sizes(d2l_train=None, d2l_test=None, d2l_epochs=10, timing_images=4_096, depth=20, train=None,
+                   test=None, epochs=30),
+}  # fmt: skip
+
+
+def laptop_networks(sizes: Sizes) -> dict[RunKey, nn.Module]:
+    """The network of the laptop recipe: the paper's CIFAR ResNet-``depth`` on one channel."""
+    return {RunKey("ResNet", sizes.depth): M.cifar_resnet(sizes.depth, in_channels=1)}
+
+
+def plan(sizes: Sizes) -> list[PlannedRun]:
+    """D2L's ResNet-18 at 96x96 through both pipelines (:func:`same_start`), the timed epoch (tested
+    once), then :func:`laptop_networks` (tested every epoch and once more by the chapter)."""
+    d2l_train = split_size(sizes.d2l_train, "fashion_mnist", True)
+    d2l_test = split_size(sizes.d2l_test, "fashion_mnist", False)
+    theirs, ours = same_start()
+    d2l_shape = (1, D2L.resize, D2L.resize)
+    runs = [PlannedRun(f"D2L ResNet-18 ({who})", net, d2l_shape, d2l_train * sizes.d2l_epochs,
+                       d2l_test * sizes.d2l_epochs) for who, net in (("d2l", theirs), ("ours", ours))]  # fmt: skip
+    runs.append(PlannedRun("D2L ResNet-18 (timed epoch)", theirs, d2l_shape, sizes.timing_images, d2l_test))
+    train, test = split_size(sizes.train, "fashion_mnist", True), split_size(sizes.test, "fashion_mnist", False)
+    runs += [PlannedRun(str(key), net, input_shape("fashion_mnist"), train * sizes.epochs, test * (sizes.epochs + 1))
+             for key, net in laptop_networks(sizes).items()]  # fmt: skip
+    return runs
 
 
 @dataclass
@@ -75,7 +136,7 @@ def run_d2l(net: nn.Module, train_images: int | None, test_images: int | None, e
             super().__init__()
             self.lr, self.net = lr, net
 
-    device = resolve_device(device)
+    device = dev.resolve(device)
     prepare_fashion_mnist(data_root, download=True)
     t0 = time.perf_counter()
     data = d2l.FashionMNIST(batch_size=D2L.batch_size, resize=(D2L.resize, D2L.resize))  # reads ../data
@@ -86,7 +147,7 @@ def run_d2l(net: nn.Module, train_images: int | None, test_images: int | None, e
     trainer.fit(model, data)
     seconds = time.perf_counter() - t0
     test = load_fashion_mnist(False, subset=test_images, resize=D2L.resize)
-    _, error = evaluate(net, DeviceLoader(test, 500, normalize=False, device=device), device)
+    _, error = evaluate(net, for_testing(test, normalize=False, device=device), device)
     return PipelineRun("D2L's pipeline (d2l.Trainer)", net, len(data.train) * epochs, seconds, 1 - error, len(test))
 
 

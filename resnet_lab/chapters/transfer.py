@@ -15,6 +15,10 @@
   eval mode, top-k classes with probabilities, and a clear error for a
   missing file, a non-image or an image with the wrong number of channels.
 
+* :func:`source_network`, :func:`target_networks` and :func:`flower_networks`
+  build the chapter's nets from its sizes; :func:`plan` enumerates them for
+  the chapter box; :func:`transfer_verdict` reads the runs.
+
 Chapter "Transfer learning" runs all of it.
 """
 
@@ -32,16 +36,96 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import models as M
-from .data import ImageSet, data_root
+from .. import models as M
+from .. import sizes as S
+from ..data import ImageSet, data_root
+from ..history import RunKey
+from ..recipes import TRANSFER
+from ..sizes import FULL, PlannedRun, input_shape, split_size
+from ..verdicts import Runs, Verdict, as_lists
 
-__all__ = ["SOURCE_CLASSES", "TARGET_CLASSES", "freeze_backbone", "replace_head", "trainable_parameters",
+__all__ = ["Sizes", "SIZES", "source_network", "target_networks", "flower_networks", "plan", "transfer_verdict",
+           "SOURCE_CLASSES", "TARGET_CLASSES", "freeze_backbone", "replace_head", "trainable_parameters",
            "imagenet_weights", "load_flowers102", "Preprocess", "predict_image", "epochs_for_steps",
            "pretrained_copy"]  # fmt: skip
 
 #: Fashion-MNIST split into a source task (pre-training) and a target task (transfer).
 SOURCE_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat")
 TARGET_CLASSES = ("Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sizes:
+    """A source task to pre-train on (``source_train`` images of the five source classes), few labels per
+    class on the target task, and (online) Flowers102 for ``flowers_epochs``."""
+
+    source_train: int | None = S.images()
+    source_epochs: int = S.epochs()
+    labels_per_class: tuple[int, ...] = S.fixed()
+    target_test: int | None = S.images()
+    target_steps: int = S.steps()
+    flowers_epochs: int = S.epochs()
+
+
+SIZES = {
+    "smoke": Sizes(source_train=500, source_epochs=1, labels_per_class=(2, 5), target_test=250, target_steps=5,
+                   flowers_epochs=0),
+    "cpu": Sizes(source_train=10_000, source_epochs=3, labels_per_class=(10, 50, 250), target_test=2_000,
+                 target_steps=150, flowers_epochs=0),
+    "gpu": Sizes(source_train=None, source_epochs=5, labels_per_class=(10, 50, 250), target_test=None,
+                 target_steps=400, flowers_epochs=15),
+    "paper": Sizes(source_train=None, source_epochs=15, labels_per_class=(10, 50, 250), target_test=None,
+                   target_steps=400, flowers_epochs=30),
+}  # fmt: skip
+
+#: Fashion-MNIST images per class in the training and the test split.
+_PER_CLASS = (FULL["fashion_mnist"][0] // 10, FULL["fashion_mnist"][1] // 10)
+
+
+def source_network() -> dict[RunKey, nn.Module]:
+    """The network pre-trained on the five source classes: the book's ResNet-20 with a 5-class head."""
+    return {RunKey("source ResNet-20"): M.cifar_resnet(20, in_channels=1, num_classes=5)}
+
+
+def target_networks(pretrained: nn.Module, labels_per_class: int, fewest: bool) -> tuple[dict, dict]:
+    """The nets trained with ``labels_per_class`` labels per target class: ``(with TRANSFER, with
+    FINE_TUNE)``. From scratch and a linear probe; at the ``fewest`` labels also a probe whose frozen
+    BatchNorm layers run in training mode; fine-tuning with the backbone at a tenth of the rate."""
+    k = labels_per_class
+    ways = {RunKey("from scratch", labels_per_class=k): M.cifar_resnet(20, in_channels=1, num_classes=5),
+            RunKey("linear probe", labels_per_class=k): freeze_backbone(pretrained_copy(pretrained, 5))}
+    if fewest:
+        ways[RunKey("probe, BN in training mode", labels_per_class=k)] = freeze_backbone(
+            pretrained_copy(pretrained, 5), bn_eval=False)
+    return ways, {RunKey("fine-tune", labels_per_class=k): pretrained_copy(pretrained, 5)}  # fmt: skip
+
+
+def flower_networks(imagenet: nn.Module) -> tuple[dict, dict]:
+    """Online: ResNet-18 on Flowers102 from scratch, as a linear probe of ImageNet features, and
+    fine-tuned: ``(with TRANSFER, with FINE_TUNE)``."""
+    ways = {RunKey("from scratch"): replace_head(M.resnet18(), 102),
+            RunKey("linear probe"): freeze_backbone(pretrained_copy(imagenet, 102))}
+    return ways, {RunKey("fine-tune"): pretrained_copy(imagenet, 102)}  # fmt: skip
+
+
+def plan(sizes: Sizes) -> list[PlannedRun]:
+    """The source run, every target run (each for the epochs that give ``target_steps`` steps, tested
+    once at the end) and, where ``flowers_epochs`` is set, the three Flowers102 runs (tested every epoch)."""
+    shape = input_shape("fashion_mnist")
+    source_images = sizes.source_train if sizes.source_train is not None else 5 * _PER_CLASS[0]
+    test = 5 * (sizes.target_test // 5) if sizes.target_test is not None else 5 * _PER_CLASS[1]
+    [(key, pretrained)] = source_network().items()
+    runs = [PlannedRun(str(key), pretrained, shape, source_images * sizes.source_epochs, 0)]
+    for k in sizes.labels_per_class:
+        ways, tuned = target_networks(pretrained, k, k == min(sizes.labels_per_class))
+        epochs_k = epochs_for_steps(5 * k, TRANSFER.batch_size, sizes.target_steps)
+        runs += [PlannedRun(str(key), net, shape, 5 * k * epochs_k, test) for key, net in (ways | tuned).items()]
+    if sizes.flowers_epochs:
+        train, test = split_size(None, "flowers102", True), split_size(None, "flowers102", False)
+        ways, tuned = flower_networks(M.resnet18())
+        runs += [PlannedRun(f"Flowers102 {key}", net, (3, 224, 224), train * sizes.flowers_epochs,
+                            test * sizes.flowers_epochs) for key, net in (ways | tuned).items()]  # fmt: skip
+    return runs
 
 
 def freeze_backbone(model: M.ResNet, bn_eval: bool = True) -> M.ResNet:
@@ -195,3 +279,28 @@ def predict_image(model: nn.Module, image, preprocess: Preprocess, classes: Sequ
 def pretrained_copy(model: nn.Module, num_classes: int) -> nn.Module:
     """A copy of a pretrained ``model`` with a fresh head for ``num_classes`` classes."""
     return replace_head(copy.deepcopy(model), num_classes)
+
+
+def transfer_verdict(runs: Runs, margin: float = 2.0) -> Verdict:
+    """Did pretrained features help at few labels? Keys are ``RunKey(way, labels_per_class=k)`` with the
+    ways ``from scratch``, ``linear probe`` and ``fine-tune``; compares test accuracies at the fewest labels."""
+    acc: dict[str, dict[int, float]] = {}
+    for key, hs in as_lists(runs).items():
+        if not isinstance(key, RunKey) or key.labels_per_class is None:
+            raise ValueError(f"run {str(key)!r} is not keyed RunKey(way, labels_per_class=k)")
+        acc.setdefault(key.kind, {})[key.labels_per_class] = 100 * (1 - hs[0].final.test_error)
+    missing = {"from scratch", "linear probe", "fine-tune"} - acc.keys()
+    if missing:
+        raise ValueError(f"runs for {sorted(missing)} are missing")
+    k, most = min(acc["from scratch"]), max(acc["from scratch"])
+    scratch = acc["from scratch"][k]
+    best_way = max(("linear probe", "fine-tune"), key=lambda w: acc[w][k])
+    gain = acc[best_way][k] - scratch
+    at_most = ", ".join(f"{w} {acc[w][most]:.1f}%" for w in ("from scratch", "linear probe", "fine-tune"))
+    text = (f"With {k} labels per class, training from scratch reached {scratch:.1f}% test accuracy, the linear "
+            f"probe {acc['linear probe'][k]:.1f}% and fine-tuning {acc['fine-tune'][k]:.1f}%: {best_way} "
+            f"{'gained' if gain >= 0 else 'lost'} {abs(gain):.1f} points against no transfer. With {most} labels "
+            f"per class: {at_most}.")  # fmt: skip
+    if gain < margin:
+        text += f" That is less than the {margin:.0f} points this verdict asks of a benefit."
+    return Verdict(gain >= margin, text)

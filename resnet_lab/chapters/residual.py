@@ -1,4 +1,4 @@
-"""Small measurements behind the chapter "Residual learning".
+"""Chapter "Residual learning": small measurements of why F(x) + x trains where a plain stack does not.
 
 * :func:`gradient_norms`: per-layer gradient norms of a network at
   initialisation, to compare plain, residual and pre-activation stacks.
@@ -7,20 +7,76 @@
 * :func:`shattered_gradients` and :func:`autocorrelation`: gradients of a
   scalar network along a 1-D sweep of inputs (Balduzzi et al. 2017), with
   :func:`shattering` averaging them over seeds.
+* :func:`gradient_runs` lists the networks whose gradients the chapter
+  measures; :func:`plan` enumerates them for the chapter box.
 """
 
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import models as M
+from .. import models as M
+from .. import sizes as S
+from ..sizes import PlannedRun, input_shape
 
-__all__ = ["gradient_norms", "cifar_gradient_norms", "learn_identity", "ScalarNet", "shattered_gradients",
-           "autocorrelation", "shattering"]  # fmt: skip
+__all__ = [
+    "Sizes", "SIZES", "KINDS", "gradient_runs", "gradient_network", "plan", "gradient_norms",
+    "cifar_gradient_norms", "learn_identity", "ScalarNet", "shattered_gradients", "autocorrelation", "shattering"
+]  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sizes:
+    """Gradient norms at ``depths`` on a ``batch`` of images; the identity task for ``identity_steps``;
+    shattered gradients of a ``shatter_depth``-layer net at ``shatter_points`` inputs, over seeds."""
+
+    depths: tuple[int, ...] = S.fixed()
+    batch: int = S.images()
+    identity_steps: int = S.steps()
+    shatter_depth: int = S.fixed()
+    shatter_points: int = S.points(at_most=64)  # a sweep: the autocorrelation needs its interior
+    shatter_seeds: int = S.fixed()
+
+
+SIZES = {
+    "smoke": Sizes(depths=(8, 20), batch=16, identity_steps=30, shatter_depth=10, shatter_points=64,
+                   shatter_seeds=2),
+    "cpu": Sizes(depths=(8, 20, 56, 110), batch=64, identity_steps=300, shatter_depth=50, shatter_points=256,
+                 shatter_seeds=5),
+    "gpu": Sizes(depths=(8, 20, 56, 110), batch=64, identity_steps=300, shatter_depth=50, shatter_points=256,
+                 shatter_seeds=5),
+    "paper": Sizes(depths=(8, 20, 56, 110), batch=128, identity_steps=1_000, shatter_depth=50, shatter_points=256,
+                   shatter_seeds=10),
+}  # fmt: skip
+
+#: The three stacks compared: plain, residual (the 2015 block) and pre-activation (He et al. 2016).
+KINDS = ("plain", "residual", "preact")
+
+
+def gradient_runs(sizes: Sizes) -> list[tuple[str, int]]:
+    """``(kind, depth)`` of every network whose gradient norms the chapter measures, in its order."""
+    return [(kind, depth) for depth in sizes.depths for kind in KINDS]
+
+
+def gradient_network(depth: int, kind: str, in_channels: int = 1, num_classes: int = 10) -> M.ResNet:
+    """A freshly initialised CIFAR-family network of ``kind`` (one of :data:`KINDS`) and ``depth``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return M.cifar_resnet(depth, plain=kind == "plain", preact=kind == "preact", in_channels=in_channels,
+                          num_classes=num_classes)  # fmt: skip
+
+
+def plan(sizes: Sizes) -> list[PlannedRun]:
+    """One forward and backward pass of a batch per :func:`gradient_runs` network (the small models of
+    the identity task and the shattered gradients cost next to nothing)."""
+    shape = input_shape("fashion_mnist")
+    return [PlannedRun(f"{kind}-{depth} gradient", gradient_network(depth, kind), shape, sizes.batch, 0)
+            for kind, depth in gradient_runs(sizes)]  # fmt: skip
 
 
 def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[float]:
@@ -44,11 +100,10 @@ def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[f
 def cifar_gradient_norms(depth: int, kind: str, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> list[float]:
     """:func:`gradient_norms` of a freshly initialised CIFAR-family network of ``kind``
     ``"plain"``, ``"residual"`` (post-activation, the 2015 block) or ``"preact"``."""
-    if kind not in ("plain", "residual", "preact"):
-        raise ValueError(f"kind must be 'plain', 'residual' or 'preact', got {kind!r}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     torch.manual_seed(seed)
-    model = M.cifar_resnet(depth, plain=kind == "plain", preact=kind == "preact", in_channels=x.shape[1],
-                           num_classes=int(y.max()) + 1)  # fmt: skip
+    model = gradient_network(depth, kind, in_channels=x.shape[1], num_classes=int(y.max()) + 1)
     return gradient_norms(model, x, y)
 
 

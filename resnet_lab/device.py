@@ -1,0 +1,65 @@
+"""The device a run uses: which one, how to wait for it, how to name it, and its precision.
+
+One home for what the trainer, the probe, the loaders and the banner each
+need to know about CUDA: ``resolve("auto")`` picks the device,
+:func:`synchronize` waits for queued GPU work before a clock is read,
+:func:`describe` names the device for a page, :func:`resolve_precision` and
+:func:`autocast` choose and apply mixed precision.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+
+__all__ = ["resolve", "synchronize", "describe", "resolve_precision", "autocast", "PRECISIONS"]
+
+#: ``auto`` chooses per device (:func:`resolve_precision`).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` means CUDA where available, else the CPU; anything else goes to ``torch.device``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (a GPU runs asynchronously; a clock read without this
+    measures the queueing, not the work). Nothing to wait for on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def describe(device: torch.device | str = "auto") -> str:
+    """The device in words for a page: ``cuda (Tesla T4)`` or ``cpu (2 threads)``."""
+    device = resolve(device)
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"{device.type} ({torch.get_num_threads()} threads)" if device.type == "cpu" else str(device)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"auto"``: fp32 on the CPU; on a GPU bf16 from compute capability 8.0 (Ampere) up, else fp16.
+
+    ``torch.cuda.is_bf16_supported()`` also counts emulated bf16, which is
+    slow: a T4 (capability 7.5, Colab's free GPU) has fp16 tensor cores only,
+    so it gets fp16 with loss scaling. Explicit ``"bf16"``/``"fp16"`` are
+    honoured on any device (autocast runs on the CPU too).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager:
+    """``torch.autocast`` at ``precision`` ("bf16" or "fp16") on ``device``; nothing for "fp32"."""
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)

@@ -1,0 +1,74 @@
+"""Every setting ``resnet_lab`` takes from the environment, read here and nowhere else.
+
+Each function reads its variable when called (a notebook may set one between
+cells), checks it, and says what to write where a value is malformed. The
+README's table of variables is :data:`VARIABLES`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["VARIABLES", "profile_name", "runs_folder", "data_root", "cap", "transfer_mode"]
+
+#: Every variable, with what it does (the README's table).
+VARIABLES: dict[str, str] = {
+    "RESNET_LAB_PROFILE": "smoke, cpu, gpu or paper: how big every experiment is (unset: gpu where CUDA is "
+                          "available, else cpu)",
+    "RESNET_LAB_CAP": "'images,epochs', e.g. 64,1: every size of the profile capped, to try a profile's code "
+                      "path (its depths and networks) in seconds; the banner says so",
+    "RESNET_LAB_RUNS": "the run folder for checkpoints (unset: Google Drive on Colab when mounted, else runs/)",
+    "RESNET_LAB_DATA": "the data root (unset: ../data, as d2l does)",
+    "RESNET_LAB_TRANSFER": "auto or offline: whether the transfer chapter may download ImageNet weights",
+}  # fmt: skip
+
+
+def _get(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def profile_name() -> str | None:
+    """``$RESNET_LAB_PROFILE``, lower-cased, or None where unset (the profile is then chosen by machine)."""
+    value = _get("RESNET_LAB_PROFILE")
+    return value.lower() if value else None
+
+
+def cap() -> tuple[int, int] | None:
+    """``(images, epochs)`` from ``$RESNET_LAB_CAP``, or None where it is unset."""
+    value = _get("RESNET_LAB_CAP")
+    if value is None:
+        return None
+    try:
+        images, epochs = (int(v) for v in value.split(","))
+    except ValueError:
+        images = epochs = 0
+    if images < 1 or epochs < 1:
+        raise ValueError(f"RESNET_LAB_CAP must be 'images,epochs' with two positive integers (for example 64,1), "
+                         f"got {value!r}; unset it to run the profile's full sizes")  # fmt: skip
+    return images, epochs
+
+
+def runs_folder() -> Path | None:
+    """``$RESNET_LAB_RUNS`` as a path, or None where unset."""
+    value = _get("RESNET_LAB_RUNS")
+    return Path(value).expanduser() if value else None
+
+
+def data_root() -> Path | None:
+    """``$RESNET_LAB_DATA`` as a path, or None where unset."""
+    value = _get("RESNET_LAB_DATA")
+    return Path(value).expanduser() if value else None
+
+
+TRANSFER_MODES = ("auto", "offline")
+
+
+def transfer_mode() -> str:
+    """``$RESNET_LAB_TRANSFER``: ``auto`` (download ImageNet weights where online) or ``offline``."""
+    value = (_get("RESNET_LAB_TRANSFER") or "auto").lower()
+    if value not in TRANSFER_MODES:
+        raise ValueError(f"RESNET_LAB_TRANSFER must be one of {TRANSFER_MODES}, got {value!r}; "
+                         "set it to offline to skip the download, or unset it")  # fmt: skip
+    return value
