@@ -17,16 +17,16 @@ wall time and their ratio, and the MAC rate measured here (what
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 
 import torch
 
 from resnet_lab import models
 from resnet_lab.data import load_cifar10, load_fashion_mnist
-from resnet_lab.profiles import CPU_MACS_PER_S, PlannedRun, planned_work
+from resnet_lab.profiles import CPU_MACS_PER_S, planned_work
 from resnet_lab.recipes import LAPTOP, SHORT
 from resnet_lab.runs import train_all
+from resnet_lab.sizes import PlannedRun
 
 
 def main() -> None:
@@ -44,16 +44,15 @@ def main() -> None:
         train, test = load(True, subset=args.images), load(False, subset=args.images // 4)
         torch.manual_seed(0)
         lines = []
-        runs = train_all(recipe, {label: models.cifar_resnet(depth, in_channels=channels)}, train, test,
-                         args.epochs, runs=False, say=lines.append)  # fmt: skip
+        net = models.cifar_resnet(depth, in_channels=channels)
+        planned = PlannedRun(label, net, (channels, size, size), len(train) * args.epochs, len(test) * args.epochs)
+        work = planned_work(planned)  # traced before training: the same MACs either way
+        runs = train_all(recipe, {label: net}, train, test, args.epochs, runs=False, say=lines.append)
         info = runs[label].info
-        planned = PlannedRun(label, functools.partial(models.cifar_resnet, depth, in_channels=channels),
-                             (channels, size, size), len(train) * args.epochs, len(test) * args.epochs)  # fmt: skip
-        work = planned_work(planned)
         arithmetic = work / CPU_MACS_PER_S
-        measured = info["wall_seconds"]
-        print(f"{label:<38}{info['planned_seconds']:>7.0f}s{arithmetic:>7.0f}s{measured:>9.0f}s"
-              f"{info['planned_seconds'] / measured:>13.2f}{arithmetic / measured:>12.2f}"
+        measured = info.wall_seconds
+        print(f"{label:<38}{info.planned_seconds:>7.0f}s{arithmetic:>7.0f}s{measured:>9.0f}s"
+              f"{info.planned_seconds / measured:>13.2f}{arithmetic / measured:>12.2f}"
               f"{work / measured / 1e9:>8.1f}")  # fmt: skip
     print(f"\nplan at CPU_MACS_PER_S = {CPU_MACS_PER_S / 1e9:.0f} GMAC/s; {torch.get_num_threads()} threads")
     print("reproduce: " + " ".join([".venv/bin/python", "benchmarks/plan_vs_measured.py", *sys.argv[1:]]))

@@ -18,10 +18,8 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
-from resnet_lab.d2l_recipe import run_d2l, run_ours, same_start
-from resnet_lab.loader import resolve_device
+from resnet_lab import device as dev
+from resnet_lab.chapters.fashion import run_d2l, run_ours, same_start
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +32,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
 
-    device = resolve_device(args.device)
+    device = dev.resolve(args.device)
     # d2l reads ../data relative to the working directory: run from benchmarks/
     # so that is <repo>/data, where the data set is prepared offline.
     os.chdir(REPO / "benchmarks")
@@ -42,7 +40,7 @@ def main() -> None:
     theirs_net, ours_net = same_start(seed=0)
     theirs = run_d2l(theirs_net, args.images, args.test_images, args.epochs, device, plot=False)
     ours = run_ours(ours_net, args.images, args.test_images, args.epochs, device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    name = dev.describe(device)
     print(f"D2L ResNet-18, D2L 1.0's recipe, Fashion-MNIST at 96x96, {args.images:,} images x {args.epochs} "
           f"epoch(s), device {name}")  # fmt: skip
     for run in (theirs, ours):

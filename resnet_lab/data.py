@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.datasets.utils import calculate_md5
 
+from . import settings
+
 __all__ = [
     "ImageSet",
     "DataNotFoundError",
@@ -135,8 +137,7 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     """The data root: ``root``, else ``$RESNET_LAB_DATA``, else ``../data``."""
     if root is not None:
         return Path(root).expanduser()
-    env = os.environ.get("RESNET_LAB_DATA")
-    return Path(env).expanduser() if env else Path("..") / "data"
+    return settings.data_root() or Path("..") / "data"
 
 
 # --- Fashion-MNIST -------------------------------------------------------------

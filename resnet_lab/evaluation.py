@@ -12,21 +12,13 @@ import torch
 
 from .data import ImageSet
 
-__all__ = ["confusion_matrix", "plot_confusion", "confident_mistakes", "plot_gallery", "plot_prediction",
-           "most_confused_with"]  # fmt: skip
+__all__ = ["confusion_matrix", "plot_confusion", "confident_mistakes", "plot_gallery", "plot_prediction"]  # fmt: skip
 
 
 def confusion_matrix(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Counts: row = true class, column = predicted class."""
     pred = probs.argmax(1)
     return torch.bincount(labels * num_classes + pred, minlength=num_classes**2).view(num_classes, num_classes)
-
-
-def most_confused_with(confusion: torch.Tensor, true_class: int) -> int:
-    """The class that images of ``true_class`` are most often mistaken for."""
-    row = confusion[true_class].clone()
-    row[true_class] = -1
-    return int(row.argmax())
 
 
 def plot_confusion(confusion: torch.Tensor, classes: Sequence[str], ax=None):

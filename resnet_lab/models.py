@@ -55,7 +55,6 @@ __all__ = [
     "count_parameters",
     "weighted_layers",
     "evaluating",
-    "randomize_batchnorm",
 ]
 
 Shortcut = Literal["A", "B", "C"]
@@ -535,17 +534,3 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
         yield model
     finally:
         model.train(was_training)
-
-
-@torch.no_grad()
-def randomize_batchnorm(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every BatchNorm random scales, shifts and running statistics (as after training), so that
-    comparisons of two networks in eval mode would show a mix-up of BN layers. Returns ``module``."""
-    g = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g))
-            m.bias.copy_(torch.rand(m.bias.shape, generator=g) - 0.5)
-            m.running_mean.copy_(0.4 * torch.rand(m.running_mean.shape, generator=g) - 0.2)
-            m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
-    return module

@@ -2,10 +2,7 @@
 
 * :func:`summary` turns histories into a table (a pandas DataFrame: HTML in
   a notebook, text in a terminal) with parameters and MACs from the tracer.
-* :class:`Verdict`: a sentence computed from a run, with whether the claim
-  held. Every chapter's verdict function takes the same thing, a mapping of
-  network name to its :class:`~resnet_lab.train.History` (or to a list of
-  them, one per seed), and returns a Verdict.
+  Counts print as integers, and a value that does not apply as a dash.
 * :func:`plot_curves`: training (thin) and test (bold) error against
   iterations, in the style of the paper's Fig. 6.
 * Published figures live here as data, each with its source; tables show
@@ -15,19 +12,15 @@
 from __future__ import annotations
 
 import statistics
-import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-
-from torch import nn
 
 from .trace import trace
-from .train import History
+from .verdicts import Runs, as_lists, mean_and_spread
 
-__all__ = ["summary", "Verdict", "plot_curves", "seed_runs", "mean_and_spread", "published_table",
-           "PAPER_TABLE6", "REPRODUCTIONS"]  # fmt: skip
+__all__ = ["summary", "plot_curves", "seed_runs", "published_table", "PAPER_TABLE6", "REPRODUCTIONS", "DASH"]
 
-Runs = Mapping[str, "History | Sequence[History]"]
+#: What a table shows where a value does not apply.
+DASH = "—"
 
 #: CIFAR-10 test error (%) of the residual nets in He et al. (2015), Table 6:
 #: full data set, 64k iterations (their figures, not ours). The paper shows
@@ -43,76 +36,54 @@ REPRODUCTIONS = {"ResNet-20": 8.27, "ResNet-32": 7.37, "ResNet-44": 6.90, "ResNe
                  "CIFAR ResNet-18": 6.98}  # fmt: skip
 
 
-def seed_runs(per_seed: Sequence[Mapping[str, History]]) -> dict[str, list[History]]:
-    """``[{name: history}, ...]`` (one dict per seed) -> ``{name: [history per seed]}``."""
-    merged: dict[str, list[History]] = {}
+def seed_runs(per_seed: Sequence[Mapping]) -> dict:
+    """``[{key: history}, ...]`` (one dict per seed) -> ``{key: [history per seed]}``."""
+    merged: dict = {}
     for runs in per_seed:
-        for name, h in runs.items():
-            merged.setdefault(name, []).append(h)
+        for key, h in runs.items():
+            merged.setdefault(key, []).append(h)
     return merged
 
 
-def _as_lists(runs: Runs) -> dict[str, list[History]]:
-    return {name: [h] if isinstance(h, History) else list(h) for name, h in runs.items()}
-
-
-def mean_and_spread(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def summary(runs: Runs, nets: Mapping[str, nn.Module] | None = None, input_shape: Sequence[int] | None = None):
+def summary(runs: Runs, nets: Mapping | None = None, input_shape: Sequence[int] | None = None):
     """One row per network: parameters, MACs per image, epochs, final errors, time and speed.
 
     With several seeds per network, errors are means with the spread
     (sample standard deviation) beside them. MACs need ``nets`` and the
-    ``input_shape`` of one image (C, H, W).
+    ``input_shape`` of one image (C, H, W). Counts are integers; where a value
+    does not apply (a trainable count where every parameter trains, an error
+    never measured) the cell shows :data:`DASH`.
     """
     import pandas as pd
 
+    lists = as_lists(runs)
+    frozen = any(h.info.trainable not in (None, h.info.params) for hs in lists.values() for h in hs)
+    several = any(len(hs) > 1 for hs in lists.values())
     rows = []
-    for name, hs in _as_lists(runs).items():
-        h = hs[0]
-        row = {"network": name, "params": h.info.get("params")}
-        if h.info.get("trainable") not in (None, h.info.get("params")):
-            row["trainable"] = h.info["trainable"]
-        if nets is not None and input_shape is not None and name in nets:
-            row["M MACs"] = round(trace(nets[name], (1, *input_shape)).total_macs / 1e6, 1)
-        row["epochs"] = len(h)
+    for key, hs in lists.items():
+        info = hs[0].info
+        row: dict[str, object] = {"network": str(key), "params": _count(info.params)}
+        if frozen:
+            row["trainable"] = _count(info.trainable)
+        if nets is not None and input_shape is not None:
+            row["M MACs"] = round(trace(nets[key], (1, *input_shape)).total_macs / 1e6, 1) if key in nets else DASH
+        row["epochs"] = len(hs[0])
         for what in ("train", "test"):
-            values = [100 * getattr(x.final, f"{what}_error") for x in hs
-                      if getattr(x.final, f"{what}_error") is not None]
-            if values:
-                mean, spread = mean_and_spread(values)
-                row[f"{what} error %"] = round(mean, 2)
-                if len(hs) > 1:
-                    row[f"{what} ± (sd)"] = round(spread, 2)
-        row["train time s"] = round(statistics.fmean(x.seconds for x in hs), 1)
-        row["img/s"] = round(statistics.fmean(x.final.images_per_s for x in hs))
-        if len(hs) > 1:
+            values = [100 * e for e in (getattr(h.final, f"{what}_error") for h in hs) if e is not None]
+            mean, spread = mean_and_spread(values) if values else (None, None)
+            row[f"{what} error %"] = DASH if mean is None else round(mean, 2)
+            if several:
+                row[f"{what} ± (sd)"] = DASH if spread is None or len(hs) == 1 else round(spread, 2)
+        row["train time s"] = round(statistics.fmean(h.seconds for h in hs), 1)
+        row["img/s"] = round(statistics.fmean(h.final.images_per_s for h in hs))
+        if several:
             row["seeds"] = len(hs)
         rows.append(row)
     return pd.DataFrame(rows).set_index("network")
 
 
-@dataclass
-class Verdict:
-    """A claim checked against a run: ``holds`` (None where the run cannot decide) and what it showed."""
-
-    holds: bool | None
-    text: str
-
-    def __str__(self) -> str:
-        return textwrap.fill(self.text, 72)
-
-    __repr__ = __str__
-
-    def __bool__(self) -> bool:
-        return bool(self.holds)
-
-    def _repr_markdown_(self) -> str:
-        mark = {True: "Shown", False: "Not shown", None: "Undecided"}[self.holds]
-        return f"**{mark}.** {self.text}"
+def _count(value: int | None) -> int | str:
+    return DASH if value is None else int(value)
 
 
 def plot_curves(runs: Runs, groups: Mapping[str, Sequence[str]] | None = None, title: str = ""):
@@ -120,7 +91,7 @@ def plot_curves(runs: Runs, groups: Mapping[str, Sequence[str]] | None = None, t
     iterations. ``groups``: panel title -> names drawn in it (default: one panel). First seed only."""
     import matplotlib.pyplot as plt
 
-    runs = {n: hs[0] for n, hs in _as_lists(runs).items()}
+    runs = {n: hs[0] for n, hs in as_lists(runs).items()}
     groups = groups or {title: list(runs)}
     fig, axes = plt.subplots(1, len(groups), figsize=(3.4 * len(groups) + 0.4, 3.8), sharey=True, squeeze=False)
     for ax, (panel, names) in zip(axes[0], groups.items()):
@@ -130,7 +101,7 @@ def plot_curves(runs: Runs, groups: Mapping[str, Sequence[str]] | None = None, t
             ax.plot([p["step"] for p in h.steps], [100 * p["train_error"] for p in h.steps], lw=1.0, color=colour)
             if h.final.test_error is not None:
                 ax.plot([r.step for r in h.records], [100 * r.test_error for r in h.records], lw=3.0, color=colour,
-                        label=name)  # fmt: skip
+                        label=str(name))  # fmt: skip
         ax.set_title(panel)
         ax.set_xlabel("iterations")
         ax.grid(alpha=0.3)
@@ -145,6 +116,6 @@ def published_table(names: Sequence[str]):
     table of their own: figures on the full data set, not measured here; "—" where a source has none."""
     import pandas as pd
 
-    rows = [{"network": n, "He et al. 2015, Table 6": PAPER_TABLE6.get(n, "—"),
-             "reproduction": REPRODUCTIONS.get(n, "—")} for n in names]  # fmt: skip
+    rows = [{"network": n, "He et al. 2015, Table 6": PAPER_TABLE6.get(n, DASH),
+             "reproduction": REPRODUCTIONS.get(n, DASH)} for n in names]  # fmt: skip
     return pd.DataFrame(rows).set_index("network").rename_axis("test error % (theirs)")

@@ -22,7 +22,7 @@ from typing import Any
 from torch import nn
 
 __all__ = ["ROLES", "images", "epochs", "steps", "points", "fixed", "roles", "capped", "PlannedRun", "FULL",
-           "split_size", "input_shape"]  # fmt: skip
+           "split_size", "input_shape", "RUNNERS"]  # fmt: skip
 
 #: The cap roles a size field may have.
 ROLES = ("images", "epochs", "steps", "points", "fixed")
@@ -97,12 +97,23 @@ def input_shape(dataset: str) -> tuple[int, int, int]:
     return {"fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}[dataset]
 
 
+#: How a planned run is carried out: by :func:`resnet_lab.runs.train_all` (one checkpoint per run in
+#: the run folder), or by something else (D2L's own trainer, Keras, a timed epoch, test passes only).
+RUNNERS = ("train_all", "other")
+
+
 @dataclass(frozen=True)
 class PlannedRun:
-    """One piece of a chapter's work: a network, its input, images trained on and images only evaluated."""
+    """One piece of a chapter's work: a network, its input, images trained on and images only evaluated,
+    and whether :func:`resnet_lab.runs.train_all` runs it (``runner``)."""
 
     label: str
     net: nn.Module
     input_shape: tuple[int, int, int]
     trained: int
     evaluated: int
+    runner: str = "train_all"
+
+    def __post_init__(self) -> None:
+        if self.runner not in RUNNERS:
+            raise ValueError(f"runner must be one of {RUNNERS}, got {self.runner!r}")

@@ -1,20 +1,18 @@
-"""Run profiles: sizes per chapter, the test-only cap, the banner, and the planned minutes."""
+"""Run profiles: selection, the cap, the banner, and the planned minutes over each chapter's plan."""
 
 from __future__ import annotations
-
-import dataclasses
 
 import pytest
 import torch
 
 from resnet_lab import models as M
+from resnet_lab.chapters import cifar
 from resnet_lab.profiles import (
     CHAPTERS,
     CPU_MACS_PER_S,
     GPU_MARGIN,
     PROFILES,
     T4_MACS_PER_S,
-    PlannedRun,
     banner,
     chapter_plan,
     get_profile,
@@ -22,10 +20,11 @@ from resnet_lab.profiles import (
     planned_minutes,
     planned_work,
 )
+from resnet_lab.sizes import PlannedRun
 
 
 def test_profile_from_argument_environment_and_machine(monkeypatch):
-    monkeypatch.delenv("RESNET_LAB_TEST_CAP", raising=False)
+    monkeypatch.delenv("RESNET_LAB_CAP", raising=False)
     monkeypatch.setenv("RESNET_LAB_PROFILE", "smoke")
     assert get_profile().name == "smoke"
     assert get_profile("paper").name == "paper"
@@ -40,34 +39,38 @@ def test_unknown_profile_is_a_clear_error(monkeypatch):
         get_profile()
 
 
-def test_every_profile_has_sizes_for_every_chapter_and_nothing_else():
-    for p in PROFILES.values():
-        groups = [f.name for f in dataclasses.fields(p) if dataclasses.is_dataclass(getattr(p, f.name))]
-        assert groups == list(CHAPTERS)
-        for depth in (*p.degradation.depths, *p.cifar.depths, p.beyond.depth):
-            M.cifar_resnet(depth)  # every depth is a valid 6n + 2
-
-
 def test_profiles_grow_from_smoke_to_paper():
     def n(size, full):
         return full if size is None else size
 
-    smoke, cpu, gpu, paper = (PROFILES[k] for k in ("smoke", "cpu", "gpu", "paper"))
-    assert n(smoke.cifar.train, 50_000) < n(cpu.cifar.train, 50_000) <= n(gpu.cifar.train, 50_000)
-    assert smoke.cifar.epochs < cpu.cifar.epochs <= gpu.cifar.epochs < paper.cifar.epochs == 164
-    assert paper.cifar.depths == (20, 32, 44, 56, 110) and paper.cifar.recipe == "paper"  # Table 6
-    assert paper.degradation.depths == (20, 32, 44, 56) and paper.degradation.dataset == "cifar10"  # Fig. 6
-    assert gpu.degradation.dataset == "cifar10" and gpu.degradation.train is None  # full CIFAR-10
-    assert cpu.cifar.train == 5_000 and cpu.cifar.test == 1_000  # capped online too (issue: 1.8 h otherwise)
+    smoke, cpu, gpu, paper = (PROFILES[k].sizes("cifar") for k in ("smoke", "cpu", "gpu", "paper"))
+    assert n(smoke.train, 50_000) < n(cpu.train, 50_000) <= n(gpu.train, 50_000)
+    assert smoke.epochs < cpu.epochs <= gpu.epochs < paper.epochs == 164
+    assert paper.depths == (20, 32, 44, 56, 110) and paper.recipe == "paper"  # Table 6
+    degradation = {k: PROFILES[k].sizes("degradation") for k in ("gpu", "paper")}
+    assert degradation["paper"].depths == (20, 32, 44, 56) and degradation["paper"].dataset == "cifar10"  # Fig. 6
+    assert degradation["gpu"].dataset == "cifar10" and degradation["gpu"].train is None  # full CIFAR-10
+    assert cpu.train == 5_000 and cpu.test == 1_000  # the offline subset's size, online too
 
 
-def test_the_cap_shrinks_sizes_and_epochs_but_keeps_networks(monkeypatch):
-    monkeypatch.setenv("RESNET_LAB_TEST_CAP", "64,1")
-    capped = get_profile("paper")
-    assert capped.cifar.train == 64 and capped.cifar.epochs == 1 and capped.degradation.test == 64
-    assert capped.cifar.depths == PROFILES["paper"].cifar.depths and capped.cifar.resnet18
-    assert capped.beyond.landscape_points == 3 and capped.beyond.depth == 110
-    assert "[capped for tests]" in capped.description
+def test_the_cap_shrinks_sizes_by_role_but_keeps_networks(monkeypatch):
+    monkeypatch.setenv("RESNET_LAB_CAP", "64,1")
+    capped, full = get_profile("paper"), PROFILES["paper"]
+    s = capped.sizes("cifar")
+    assert s.train == 64 and s.epochs == 1 and capped.sizes("degradation").test == 64
+    assert s.depths == full.sizes("cifar").depths and s.resnet18
+    beyond = capped.sizes("beyond")
+    assert beyond.landscape_points == 3 and beyond.depth == 110 and beyond.zero_init_epochs == 1
+    assert capped.sizes("residual").identity_steps == 1  # a steps field is capped too
+    assert capped.probe_steps == 1 and capped.cap == (64, 1) and "[capped at 64 images, 1 epochs]" in capped.description
+    assert capped.key != full.key and full.key == "paper"
+
+
+@pytest.mark.parametrize("value", ["64", "64,0", "a,b", "64,1,2"])
+def test_a_malformed_cap_is_a_clear_error(monkeypatch, value):
+    monkeypatch.setenv("RESNET_LAB_CAP", value)
+    with pytest.raises(ValueError, match=f"RESNET_LAB_CAP must be 'images,epochs'.*got '{value}'"):
+        get_profile("cpu")
 
 
 def test_banner_names_profile_device_and_versions():
@@ -75,11 +78,11 @@ def test_banner_names_profile_device_and_versions():
 
     line = banner(PROFILES["smoke"])
     assert "profile: smoke" in line and f"resnet_lab {resnet_lab.__version__}" in line
-    assert f"torch {torch.__version__}" in line and "device:" in line
+    assert f"torch {torch.__version__}" in line and "device: cpu (" in line
 
 
 def test_planned_work_is_macs_times_images_times_three_plus_evaluation():
-    run = PlannedRun("r20", M.resnet20, (3, 32, 32), trained=1_000, evaluated=500)
+    run = PlannedRun("r20", M.resnet20(), (3, 32, 32), trained=1_000, evaluated=500)
     assert planned_work(run) == 40_551_040 * (3 * 1_000 + 500)  # MACs of ResNet-20 from the tracer
 
 
@@ -88,46 +91,36 @@ def test_throughput_assumption_is_nvidias_t4_figure():
     assert T4_MACS_PER_S == pytest.approx(4.9e12, rel=0.01)
 
 
+@pytest.mark.slow  # traces every planned network (up to ResNet-110) for its MACs: 2-10 s a chapter
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_gpu_chapters_fit_a_free_colab_session(chapter):
     minutes = planned_minutes(PROFILES["gpu"], chapter, T4_MACS_PER_S)
     assert minutes * GPU_MARGIN <= 15, f"{chapter}: {minutes:.1f} planned min x margin {GPU_MARGIN} > 15"
 
 
+@pytest.mark.slow  # traces every planned network for its MACs: up to 7 s a chapter
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_cpu_chapters_fit_twelve_minutes_on_two_cores(chapter):
     minutes = planned_minutes(PROFILES["cpu"], chapter, CPU_MACS_PER_S)
     assert minutes <= 12, f"{chapter}: {minutes:.1f} planned min on 2 cores > 12"
 
 
+@pytest.mark.slow  # traces the paper's networks (ResNet-110) for their MACs: ~7 s
 def test_paper_profile_is_planned_as_hours():
     assert planned_minutes(PROFILES["paper"], "cifar", T4_MACS_PER_S) > 60
 
 
-def test_plans_list_the_networks_each_chapter_trains():
-    cpu = PROFILES["cpu"]
-    names = [r.label for r in chapter_plan(cpu, "degradation")]
-    assert names == [f"{k}-{d}" for d in cpu.degradation.depths for k in ("plain", "residual")
-                     for _ in cpu.degradation.seeds]  # fmt: skip
-    gpu = PROFILES["gpu"]
-    assert [r.label for r in chapter_plan(gpu, "cifar")] == [f"ResNet-{d}" for d in gpu.cifar.depths]
-    with pytest.raises(ValueError, match="unknown chapter"):
-        chapter_plan(cpu, "appendix")
+def test_unknown_chapter_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown chapter 'appendix'; expected one of tracing, degradation"):
+        chapter_plan(PROFILES["cpu"], "appendix")
 
 
 def test_left_out_note_plans_at_the_profiles_own_rate():
-    run = PlannedRun("CIFAR ResNet-18", M.cifar_resnet18, (3, 32, 32), 5_000 * 25, 1_000 * 25)
+    [(key, net)] = cifar.left_out_networks(PROFILES["cpu"].sizes("cifar")).items()
+    run = PlannedRun(str(key), net, (3, 32, 32), 5_000 * 25, 1_000 * 25)
     for name, rate, where in (("cpu", CPU_MACS_PER_S, "2 CPU cores"),
                               ("gpu", T4_MACS_PER_S / GPU_MARGIN, "a T4, with the margin")):  # fmt: skip
         note = " ".join(left_out(run, PROFILES[name]).split())
         minutes = planned_work(run) / rate / 60
-        assert f"not in the {name} profile: training it on 125,000 images" in note
+        assert f"The CIFAR ResNet-18 is not in the {name} profile: training it on 125,000 images" in note
         assert f"about {minutes:.0f} planned minutes on {where}" in note
-
-
-def test_a_malformed_test_cap_is_a_clear_error(monkeypatch):
-    monkeypatch.setenv("RESNET_LAB_TEST_CAP", "64")
-    with pytest.raises(ValueError, match="must be 'images,epochs'.*got '64'"):
-        get_profile("cpu")
-    monkeypatch.setenv("RESNET_LAB_TEST_CAP", "64,1")
-    assert get_profile("cpu").cifar.train == 64

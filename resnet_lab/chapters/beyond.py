@@ -95,7 +95,8 @@ def plan(sizes: Sizes) -> list[PlannedRun]:
     points_ = sizes.landscape_points
     landscape = 2 * (points_**2 + points_) * sizes.landscape_images
     net = M.cifar_resnet(sizes.depth, in_channels=shape[0])
-    return runs + [PlannedRun("lesions and landscapes", net, shape, 0, lesions * test + landscape)]
+    return runs + [PlannedRun("lesions and landscapes", net, shape, 0, lesions * test + landscape,
+                              runner="other")]
 
 
 def deletable_blocks(model: M.ResNet) -> list[tuple[int, int]]:

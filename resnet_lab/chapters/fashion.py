@@ -85,8 +85,10 @@ def plan(sizes: Sizes) -> list[PlannedRun]:
     theirs, ours = same_start()
     d2l_shape = (1, D2L.resize, D2L.resize)
     runs = [PlannedRun(f"D2L ResNet-18 ({who})", net, d2l_shape, d2l_train * sizes.d2l_epochs,
-                       d2l_test * sizes.d2l_epochs) for who, net in (("d2l", theirs), ("ours", ours))]  # fmt: skip
-    runs.append(PlannedRun("D2L ResNet-18 (timed epoch)", theirs, d2l_shape, sizes.timing_images, d2l_test))
+                       d2l_test * sizes.d2l_epochs, runner="other")
+            for who, net in (("d2l", theirs), ("ours", ours))]  # fmt: skip
+    runs.append(PlannedRun("D2L ResNet-18 (timed epoch)", theirs, d2l_shape, sizes.timing_images, d2l_test,
+                           runner="other"))
     train, test = split_size(sizes.train, "fashion_mnist", True), split_size(sizes.test, "fashion_mnist", False)
     runs += [PlannedRun(str(key), net, input_shape("fashion_mnist"), train * sizes.epochs, test * (sizes.epochs + 1))
              for key, net in laptop_networks(sizes).items()]  # fmt: skip

@@ -56,12 +56,11 @@ def networks(sizes: Sizes) -> dict[RunKey, nn.Module]:
 
 
 def plan(sizes: Sizes) -> list[PlannedRun]:
-    """:func:`networks` and the same network in Keras (the same MACs), each ``epochs`` times on the
-    training images, tested every epoch."""
-    [(key, net)] = networks(sizes).items()
-    shape = input_shape("fashion_mnist")
-    return [PlannedRun(label, net, shape, sizes.train * sizes.epochs, sizes.test * sizes.epochs)
-            for label in (str(key), "Keras ResNet-20")]  # fmt: skip
+    """:func:`networks` and ResNet-20 in Keras (the same MACs), each ``epochs`` times on the training
+    images, tested every epoch."""
+    shape, train, test = input_shape("fashion_mnist"), sizes.train * sizes.epochs, sizes.test * sizes.epochs
+    runs = [PlannedRun(str(key), net, shape, train, test) for key, net in networks(sizes).items()]
+    return runs + [PlannedRun("Keras ResNet-20", M.resnet20(in_channels=1), shape, train, test, runner="other")]
 
 
 #: What differs between a PyTorch and a Keras ResNet, and what to do about it.

@@ -75,7 +75,7 @@ def plan(sizes: Sizes) -> list[PlannedRun]:
     """One forward and backward pass of a batch per :func:`gradient_runs` network (the small models of
     the identity task and the shattered gradients cost next to nothing)."""
     shape = input_shape("fashion_mnist")
-    return [PlannedRun(f"{kind}-{depth} gradient", gradient_network(depth, kind), shape, sizes.batch, 0)
+    return [PlannedRun(f"{kind}-{depth} gradient", gradient_network(depth, kind), shape, sizes.batch, 0, runner="other")
             for kind, depth in gradient_runs(sizes)]  # fmt: skip
 
 

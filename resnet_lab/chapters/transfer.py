@@ -78,6 +78,9 @@ SIZES = {
                    target_steps=400, flowers_epochs=30),
 }  # fmt: skip
 
+#: Test images per source class the source network is tested on.
+SOURCE_TEST_PER_CLASS = 200
+
 #: Fashion-MNIST images per class in the training and the test split.
 _PER_CLASS = (FULL["fashion_mnist"][0] // 10, FULL["fashion_mnist"][1] // 10)
 
@@ -115,7 +118,9 @@ def plan(sizes: Sizes) -> list[PlannedRun]:
     source_images = sizes.source_train if sizes.source_train is not None else 5 * _PER_CLASS[0]
     test = 5 * (sizes.target_test // 5) if sizes.target_test is not None else 5 * _PER_CLASS[1]
     [(key, pretrained)] = source_network().items()
-    runs = [PlannedRun(str(key), pretrained, shape, source_images * sizes.source_epochs, 0)]
+    source_test = 5 * SOURCE_TEST_PER_CLASS
+    runs = [PlannedRun(str(key), pretrained, shape, source_images * sizes.source_epochs,
+                       source_test * sizes.source_epochs)]  # fmt: skip
     for k in sizes.labels_per_class:
         ways, tuned = target_networks(pretrained, k, k == min(sizes.labels_per_class))
         epochs_k = epochs_for_steps(5 * k, TRANSFER.batch_size, sizes.target_steps)
@@ -123,7 +128,7 @@ def plan(sizes: Sizes) -> list[PlannedRun]:
     if sizes.flowers_epochs:
         train, test = split_size(None, "flowers102", True), split_size(None, "flowers102", False)
         ways, tuned = flower_networks(M.resnet18())
-        runs += [PlannedRun(f"Flowers102 {key}", net, (3, 224, 224), train * sizes.flowers_epochs,
+        runs += [PlannedRun(str(key), net, (3, 224, 224), train * sizes.flowers_epochs,
                             test * sizes.flowers_epochs) for key, net in (ways | tuned).items()]  # fmt: skip
     return runs
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .. import models as M
-from ..beyond import delete_block as reference_delete_block
+from ..chapters.beyond import delete_block as reference_delete_block
 from .engine import Feedback, Mistake, check_choice, check_module, exercise
 
 CHAPTER = "beyond"
@@ -71,11 +71,6 @@ def preact_block(student: object) -> Feedback:
         hint="bn1 = BatchNorm2d(inplanes); out = conv1(relu(bn1(x))); out = conv2(relu(bn2(out))); "
         "return out + shortcut(x).",
     )  # fmt: skip
-
-
-def _deletes_in_place(model, stage, index):
-    getattr(model, f"layer{stage}")[index] = nn.Identity()
-    return model
 
 
 @exercise(CHAPTER, "Delete a block of a trained network", "code")

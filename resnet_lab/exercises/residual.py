@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .. import models as M
-from ..theory import gradient_norms as reference_gradient_norms
+from ..chapters.residual import gradient_norms as reference_gradient_norms
 from .engine import Feedback, Mistake, check_choice, check_function, check_module, check_number, exercise
 
 CHAPTER = "residual"
