@@ -66,19 +66,28 @@ SIZES = {
 
 
 def networks(sizes: Sizes, in_channels: int) -> dict[RunKey, nn.Module]:
-    """The three nets of ``depth`` the chapter trains alike: post-activation (the 2015 block),
-    pre-activation (He et al. 2016) and plain."""
-    d = sizes.depth
-    return {RunKey("ResNet", d): M.cifar_resnet(d, in_channels=in_channels),
-            RunKey("pre-act ResNet", d): M.cifar_resnet(d, preact=True, in_channels=in_channels),
-            RunKey("plain", d): M.cifar_resnet(d, plain=True, in_channels=in_channels)}  # fmt: skip
+    """The three nets of ``depth`` the chapter trains alike:
+    post-activation (the 2015 block), pre-activation (He et al. 2016)
+    and plain."""
+    d, c = sizes.depth, in_channels
+    return {
+        RunKey("ResNet", d): M.cifar_resnet(d, in_channels=c),
+        RunKey("pre-act ResNet", d): M.cifar_resnet(
+            d, preact=True, in_channels=c),
+        RunKey("plain", d): M.cifar_resnet(d, plain=True, in_channels=c),
+    }  # fmt: skip
 
 
-def zero_init_networks(sizes: Sizes, in_channels: int) -> dict[RunKey, nn.Module]:
-    """ResNet-``depth`` with its residual branches' last BN at zero (Goyal et al. 2017), and without."""
-    d = sizes.depth
-    return {RunKey("zero-init"): M.cifar_resnet(d, in_channels=in_channels, zero_init_residual=True),
-            RunKey("default init"): M.cifar_resnet(d, in_channels=in_channels)}  # fmt: skip
+def zero_init_networks(sizes: Sizes,
+                       in_channels: int) -> dict[RunKey, nn.Module]:
+    """ResNet-``depth`` with the last BN of every residual branch at
+    zero (Goyal et al. 2017), and without."""
+    d, c = sizes.depth, in_channels
+    return {
+        RunKey("zero-init"): M.cifar_resnet(
+            d, in_channels=c, zero_init_residual=True),
+        RunKey("default init"): M.cifar_resnet(d, in_channels=c),
+    }  # fmt: skip
 
 
 def plan(sizes: Sizes) -> list[PlannedRun]:

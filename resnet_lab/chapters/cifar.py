@@ -46,8 +46,10 @@ SIZES = {
 
 
 def networks(sizes: Sizes) -> dict[RunKey, nn.Module]:
-    """The nets the chapter trains: ResNet-n at every depth, then the CIFAR ResNet-18 where included."""
-    nets: dict[RunKey, nn.Module] = {RunKey("ResNet", d): models.cifar_resnet(d) for d in sizes.depths}
+    """The nets the chapter trains: ResNet-n at every depth, then the
+    CIFAR ResNet-18 where the profile includes it."""
+    nets: dict[RunKey, nn.Module] = {
+        RunKey("ResNet", d): models.cifar_resnet(d) for d in sizes.depths}
     if sizes.resnet18:
         nets[RESNET18] = models.cifar_resnet18()
     return nets

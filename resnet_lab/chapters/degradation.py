@@ -50,9 +50,14 @@ SIZES = {
 
 
 def networks(sizes: Sizes, in_channels: int) -> dict[RunKey, nn.Module]:
-    """One seed's nets: a plain and a residual CIFAR net (option A shortcuts) at every depth."""
-    return {RunKey(kind, depth): models.cifar_resnet(depth, plain=kind == "plain", in_channels=in_channels)
-            for depth in sizes.depths for kind in KINDS}  # fmt: skip
+    """One seed's nets: a plain and a residual CIFAR net (option A
+    shortcuts) at every depth."""
+    return {
+        RunKey(kind, depth): models.cifar_resnet(
+            depth, plain=kind == "plain", in_channels=in_channels)
+        for depth in sizes.depths
+        for kind in KINDS
+    }  # fmt: skip
 
 
 def plan(sizes: Sizes) -> list[PlannedRun]:

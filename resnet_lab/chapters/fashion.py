@@ -73,8 +73,10 @@ SIZES = {
 
 
 def laptop_networks(sizes: Sizes) -> dict[RunKey, nn.Module]:
-    """The network of the laptop recipe: the paper's CIFAR ResNet-``depth`` on one channel."""
-    return {RunKey("ResNet", sizes.depth): M.cifar_resnet(sizes.depth, in_channels=1)}
+    """The network of the laptop recipe: the paper's CIFAR
+    ResNet-``depth`` on one channel."""
+    d = sizes.depth
+    return {RunKey("ResNet", d): M.cifar_resnet(d, in_channels=1)}
 
 
 def plan(sizes: Sizes) -> list[PlannedRun]:

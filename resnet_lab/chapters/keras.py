@@ -50,8 +50,8 @@ SIZES = {
 
 
 def networks(sizes: Sizes) -> dict[RunKey, nn.Module]:
-    """The PyTorch side of the comparison: ResNet-20 on one channel (Keras builds the same with
-    :func:`keras_resnet`)."""
+    """The PyTorch side of the comparison: ResNet-20 on one channel
+    (Keras builds the same with :func:`keras_resnet`)."""
     return {RunKey("PyTorch ResNet-20"): M.resnet20(in_channels=1)}
 
 

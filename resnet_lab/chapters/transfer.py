@@ -90,17 +90,27 @@ def source_network() -> dict[RunKey, nn.Module]:
     return {RunKey("source ResNet-20"): M.cifar_resnet(20, in_channels=1, num_classes=5)}
 
 
-def target_networks(pretrained: nn.Module, labels_per_class: int, fewest: bool) -> tuple[dict, dict]:
-    """The nets trained with ``labels_per_class`` labels per target class: ``(with TRANSFER, with
-    FINE_TUNE)``. From scratch and a linear probe; at the ``fewest`` labels also a probe whose frozen
-    BatchNorm layers run in training mode; fine-tuning with the backbone at a tenth of the rate."""
-    k = labels_per_class
-    ways = {RunKey("from scratch", labels_per_class=k): M.cifar_resnet(20, in_channels=1, num_classes=5),
-            RunKey("linear probe", labels_per_class=k): freeze_backbone(pretrained_copy(pretrained, 5))}
+def target_networks(pretrained: nn.Module, labels_per_class: int,
+                    fewest: bool) -> tuple[dict, dict]:
+    """The nets trained with ``labels_per_class`` labels per target
+    class: ``(with TRANSFER, with FINE_TUNE)``. From scratch and a
+    linear probe; at the ``fewest`` labels also a probe whose frozen
+    BatchNorm layers run in training mode; fine-tuning with the
+    backbone at a tenth of the head's rate."""
+    def key(way: str) -> RunKey:
+        return RunKey(way, labels_per_class=labels_per_class)
+
+    ways = {
+        key("from scratch"): M.cifar_resnet(20, in_channels=1,
+                                            num_classes=5),
+        key("linear probe"): freeze_backbone(
+            pretrained_copy(pretrained, 5)),
+    }
     if fewest:
-        ways[RunKey("probe, BN in training mode", labels_per_class=k)] = freeze_backbone(
+        ways[key("probe, BN in training mode")] = freeze_backbone(
             pretrained_copy(pretrained, 5), bn_eval=False)
-    return ways, {RunKey("fine-tune", labels_per_class=k): pretrained_copy(pretrained, 5)}  # fmt: skip
+    tuned = {key("fine-tune"): pretrained_copy(pretrained, 5)}
+    return ways, tuned  # fmt: skip
 
 
 def flower_networks(imagenet: nn.Module) -> tuple[dict, dict]:
