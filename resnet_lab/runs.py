@@ -35,7 +35,7 @@ from .profiles import Profile
 from .recipes import Recipe
 from .train import epochs_done, fit, make_optimizer, train_step
 
-__all__ = ["run_folder", "run_fingerprint", "probe", "Probe", "plan_line", "train_all", "COLAB_DRIVE"]
+__all__ = ["run_folder", "run_fingerprint", "run_slug", "probe", "Probe", "plan_line", "train_all", "COLAB_DRIVE"]
 
 #: Where Google Drive appears on Colab once mounted (``drive.mount("/content/drive")``).
 COLAB_DRIVE = Path("/content/drive/MyDrive")
@@ -187,8 +187,8 @@ def train_all(
     folder = None if runs is False else run_folder(None if runs in (None, True) else runs)
     status, ckpts = {}, {}
     for name, net in nets.items():
-        ckpts[name] = None if folder is None else folder / (
-            f"{_slug(str(name))}-{run_fingerprint(name, net, train_set, test_set, recipe, epochs, seed, profile)}.pt")
+        fingerprint = run_fingerprint(name, net, train_set, test_set, recipe, epochs, seed, profile)
+        ckpts[name] = None if folder is None else folder / f"{run_slug(str(name))}-{fingerprint}.pt"
         done = epochs_done(ckpts[name])
         status[name] = "trained" if done == 0 else "loaded" if done >= epochs else f"resumed from epoch {done}"
 
@@ -228,5 +228,6 @@ def _result_line(name: RunKey | str, h: History, wall: float | None) -> str:
     return f"{name}: {how} {took}; final training error {100 * f.train_error:.1f}%{test}"
 
 
-def _slug(name: str) -> str:
+def run_slug(name: str) -> str:
+    """``name`` as it appears in a checkpoint's file name (letters, digits, - and _)."""
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)

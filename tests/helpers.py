@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from resnet_lab.data import DEBIAN_FASHION_DIR, ImageSet
-from resnet_lab.train import EpochRecord, History
+from resnet_lab.history import EpochRecord, History, RunInfo
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -60,7 +60,7 @@ def synthetic_set(
 def history(train_errors: list[float], test_errors: list[float] | None = None, params: int = 1000,
             seconds: float = 1.0, losses: list[float] | None = None) -> History:  # fmt: skip
     """A History with the given per-epoch errors (fractions), for verdict and table tests."""
-    h = History(info={"params": params, "device": "cpu"})
+    h = History(info=RunInfo(params=params, device="cpu"))
     test_errors = test_errors or train_errors
     losses = losses or [1.0] * len(train_errors)
     for i, (tr, te, loss) in enumerate(zip(train_errors, test_errors, losses)):

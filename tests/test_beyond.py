@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_lab import beyond as B
 from resnet_lab import models as M
+from resnet_lab.chapters import beyond as B
 
 
 def _batches(n=16, channels=1, size=12, classes=4):

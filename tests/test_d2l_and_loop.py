@@ -6,8 +6,8 @@ import matplotlib
 import pytest
 import torch
 
-from resnet_lab import d2l_recipe as D
 from resnet_lab import models as M
+from resnet_lab.chapters import fashion as D
 from resnet_lab.loader import DeviceLoader
 from resnet_lab.loop import plain_epoch, timed_epoch
 from tests.helpers import needs_fashion, synthetic_set
@@ -24,6 +24,7 @@ def test_both_pipelines_start_from_the_same_d2l_initialisation():
     assert conv.abs().max() <= bound
 
 
+@pytest.mark.slow  # an epoch of D2L's ResNet-18 at 96x96, twice (D2L's pipeline and ours): ~20 s on 2 cores
 @needs_fashion
 def test_d2l_and_our_pipeline_train_the_same_images(tmp_path, monkeypatch):
     pytest.importorskip("d2l.torch")

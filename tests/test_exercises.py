@@ -251,10 +251,10 @@ def test_placement_names_what_it_cannot_place():
 
 
 def test_chapter_code_exercises_accept_their_references():
-    from resnet_lab.beyond import delete_block
+    from resnet_lab.chapters.beyond import delete_block
+    from resnet_lab.chapters.residual import gradient_norms
+    from resnet_lab.chapters.transfer import freeze_backbone, replace_head
     from resnet_lab.exercises import beyond, cifar, degradation, fashion, keras, residual, transfer
-    from resnet_lab.theory import gradient_norms
-    from resnet_lab.transfer import freeze_backbone, replace_head
 
     assert degradation.plain_block(M.PlainBlock).correct
     assert degradation.option_a_shortcut(M.ShortcutA).correct

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from resnet_lab import keras_port as K
 from resnet_lab import models as M
+from resnet_lab.chapters import keras as K
+from resnet_lab.exercises.engine import randomize_batchnorm
 from resnet_lab.recipes import LAPTOP
 
 
@@ -15,7 +16,7 @@ from resnet_lab.recipes import LAPTOP
 def ours():
     torch.manual_seed(0)
     model = M.resnet20().eval()
-    M.randomize_batchnorm(model, 0)  # non-trivial BN statistics, so a BN mismatch would show
+    randomize_batchnorm(model, 0)  # non-trivial BN statistics, so a BN mismatch would show
     return model
 
 

@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 
 from resnet_lab import notebook
+from resnet_lab.chapters import tracing
 
 
 def test_setup_prints_the_banner_styles_figures_and_tables_and_returns_the_profile(capsys, monkeypatch):
-    monkeypatch.delenv("RESNET_LAB_TEST_CAP", raising=False)
+    monkeypatch.delenv("RESNET_LAB_CAP", raising=False)
     pd.reset_option("display.max_colwidth")
     profile = notebook.setup("smoke")
     assert profile.name == "smoke"
@@ -21,6 +22,6 @@ def test_setup_prints_the_banner_styles_figures_and_tables_and_returns_the_profi
 
 
 def test_build_model_names_the_families_it_knows():
-    assert notebook.build_model("CIFAR plain", 20).arch == "CIFAR plain-20"
+    assert tracing.build_model("CIFAR plain", 20).arch == "CIFAR plain-20"
     with pytest.raises(ValueError, match="family must be one of"):
-        notebook.build_model("VGG", 16)
+        tracing.build_model("VGG", 16)

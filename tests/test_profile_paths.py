@@ -1,60 +1,101 @@
-"""The gpu and paper profiles' code paths, run on the CPU: every chapter with a runner, to completion, sizes capped.
+"""Every profile's code path, run on the CPU: each training chapter to completion, sizes capped, and
+its run folder holding exactly the runs the chapter's plan lists.
 
-RESNET_LAB_TEST_CAP (a test-only override, see resnet_lab.profiles) keeps each
-profile's depths, networks and branches (full-data paths, the CIFAR ResNet-18,
-110-layer nets, checkpoint folders) and caps only the data and the epochs.
+``RESNET_LAB_CAP`` keeps each profile's depths, networks and branches (full
+data paths, the CIFAR ResNet-18, 110-layer nets, checkpoint folders) and
+caps only the images, epochs, steps and sweeps (by each size field's role).
 
-Every chapter that trains runs under ``gpu``. Under ``paper`` only the
-chapters whose capped sizes differ from the capped ``gpu`` sizes in more
-than their depths run (the CIFAR-10 chapter: the CIFAR ResNet-18 and the
-paper's recipe); for the others a test checks that the capped sizes differ
-at most in depth, where the code path is the same. Chapters 1 and 3 train
-nothing: nbval runs them.
+A chapter runs once per distinct set of capped sizes among the four
+profiles (ignoring depths, which change a network's size but not the code
+path); a test checks that every profile not run has the capped sizes of one
+that is. After each run, every checkpoint in the run folder is matched
+against the chapter's plan under the same capped profile: the same runs
+(by name), each trained on the planned number of images. Chapters 1 and 3
+train nothing: nbval runs them.
 """
 
 from __future__ import annotations
 
-import pytest
+import dataclasses
+import json
+from collections import Counter
+from pathlib import Path
 
-from resnet_lab.profiles import PROFILES
+import pytest
+import torch
+
+from resnet_lab.chapters import CHAPTERS
+from resnet_lab.profiles import PROFILES, chapter_plan
+from resnet_lab.runs import run_slug
 from tests.helpers import CIFAR_SUBSET, REPO, needs_cifar_subset, needs_fashion, run_notebook
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+#: Chapter notebook -> its chapter module.
+CHAPTER = dict(zip((p.stem for p in NOTEBOOKS), CHAPTERS))
 TRAINING = [p.stem for p in NOTEBOOKS if "train_all(" in p.read_text()]
-#: Chapter notebook -> its group of sizes in a profile.
-GROUP = {"02_degradation": "degradation", "04_training_fashion_mnist": "fashion", "05_training_cifar10": "cifar",
-         "06_beyond_resnet": "beyond", "07_transfer_learning": "transfer", "08_keras": "keras"}
 CAP = (64, 1)
-DEPTHS = ("depth", "depths", "gradient_depth")
+#: Sizes that do not change the code path run here: depths change a network's size only, and the
+#: Flowers102 epochs matter online only (RESNET_LAB_TRANSFER=offline here).
+DEPTHS = ("depth", "depths", "gradient_depth", "flowers_epochs")
 
 
 def _capped_sizes_but_depths(profile: str, stem: str) -> dict:
-    sizes = getattr(PROFILES[profile].capped(*CAP), GROUP[stem])
-    return {k: v for k, v in vars(sizes).items() if k not in DEPTHS}
+    sizes = PROFILES[profile].capped(*CAP).sizes(CHAPTER[stem])
+    return {k: v for k, v in dataclasses.asdict(sizes).items() if k not in DEPTHS}
 
 
-PAPER_DIFFERS = [s for s in TRAINING if _capped_sizes_but_depths("paper", s) != _capped_sizes_but_depths("gpu", s)]
-BRANCHES = [(s, "gpu") for s in TRAINING] + [(s, "paper") for s in PAPER_DIFFERS]
+def _branches() -> list[tuple[str, str]]:
+    """(chapter, profile) for every distinct capped code path, the larger profile first."""
+    out = []
+    for stem in TRAINING:
+        seen: list[dict] = []
+        for profile in ("gpu", "paper", "cpu", "smoke"):
+            sizes = _capped_sizes_but_depths(profile, stem)
+            if sizes not in seen:
+                seen.append(sizes)
+                out.append((stem, profile))
+    return out
 
 
-def test_every_training_chapter_is_covered_and_skipped_paper_runs_would_repeat_gpu():
-    assert set(TRAINING) == set(GROUP), "a new training chapter needs its size group in GROUP"
-    assert "05_training_cifar10" in PAPER_DIFFERS  # the CIFAR ResNet-18 and the paper's recipe
-    for stem in set(TRAINING) - set(PAPER_DIFFERS):
-        assert _capped_sizes_but_depths("paper", stem) == _capped_sizes_but_depths("gpu", stem)
+BRANCHES = _branches()
+
+
+def test_every_profile_of_every_training_chapter_is_run_or_repeats_one_that_is():
+    assert set(TRAINING) == {"02_degradation", "04_training_fashion_mnist", "05_training_cifar10", "06_beyond_resnet",
+                             "07_transfer_learning", "08_keras"}  # fmt: skip
+    assert ("05_training_cifar10", "paper") in BRANCHES  # the CIFAR ResNet-18 and the paper's recipe
+    assert ("02_degradation", "cpu") in BRANCHES  # Fashion-MNIST and two seeds
+    for stem in TRAINING:
+        run = [_capped_sizes_but_depths(p, stem) for s, p in BRANCHES if s == stem]
+        for profile in PROFILES:
+            assert _capped_sizes_but_depths(profile, stem) in run, (stem, profile)
+
+
+def _checkpointed_runs(folder: Path) -> Counter:
+    """(name as in the file name, images trained on) of every checkpoint in ``folder``."""
+    found = Counter()
+    for path in folder.glob("*.pt"):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        history = json.loads(state["history"])
+        images = history["info"]["train_images"] * len(history["records"])
+        found[(path.stem.rsplit("-", 1)[0], images)] += 1
+    return found
 
 
 @pytest.mark.slow  # a chapter in a notebook kernel: tens of seconds to minutes on a CPU
 @needs_fashion
 @needs_cifar_subset
 @pytest.mark.parametrize(("stem", "profile"), BRANCHES, ids=[f"{s}-{p}" for s, p in BRANCHES])
-def test_chapter_runs_to_completion_under_the_profile(stem, profile, tmp_path):
+def test_chapter_runs_the_planned_networks_under_the_profile(stem, profile, tmp_path):
     path = REPO / "notebooks" / f"{stem}.ipynb"
     runs = tmp_path / "runs"
-    env = {"RESNET_LAB_TEST_CAP": ",".join(map(str, CAP)), "RESNET_LAB_DATA": str(CIFAR_SUBSET),
+    env = {"RESNET_LAB_CAP": ",".join(map(str, CAP)), "RESNET_LAB_DATA": str(CIFAR_SUBSET),
            "RESNET_LAB_RUNS": str(runs), "RESNET_LAB_TRANSFER": "offline"}  # fmt: skip
     nb = run_notebook(path, profile=profile, env=env)
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert f"profile: {profile}" in printed and "[capped for tests]" in printed
-    if "train_all(" in "".join(c.source for c in nb.cells):
-        assert runs.is_dir() and list(runs.glob("*.pt")), "every run keeps its checkpoints in the run folder"
+    assert f"profile: {profile}" in printed and f"[capped at {CAP[0]} images, {CAP[1]} epochs]" in printed
+    plan = chapter_plan(PROFILES[profile].capped(*CAP), CHAPTER[stem])
+    offline = ("Flowers102",)  # the transfer chapter's online runs (RESNET_LAB_TRANSFER=offline here)
+    planned = Counter((run_slug(r.label), r.trained) for r in plan
+                      if r.runner == "train_all" and not r.label.startswith(offline))  # fmt: skip
+    assert _checkpointed_runs(runs) == planned

@@ -91,21 +91,18 @@ def test_throughput_assumption_is_nvidias_t4_figure():
     assert T4_MACS_PER_S == pytest.approx(4.9e12, rel=0.01)
 
 
-@pytest.mark.slow  # traces every planned network (up to ResNet-110) for its MACs: 2-10 s a chapter
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_gpu_chapters_fit_a_free_colab_session(chapter):
     minutes = planned_minutes(PROFILES["gpu"], chapter, T4_MACS_PER_S)
     assert minutes * GPU_MARGIN <= 15, f"{chapter}: {minutes:.1f} planned min x margin {GPU_MARGIN} > 15"
 
 
-@pytest.mark.slow  # traces every planned network for its MACs: up to 7 s a chapter
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_cpu_chapters_fit_twelve_minutes_on_two_cores(chapter):
     minutes = planned_minutes(PROFILES["cpu"], chapter, CPU_MACS_PER_S)
     assert minutes <= 12, f"{chapter}: {minutes:.1f} planned min on 2 cores > 12"
 
 
-@pytest.mark.slow  # traces the paper's networks (ResNet-110) for their MACs: ~7 s
 def test_paper_profile_is_planned_as_hours():
     assert planned_minutes(PROFILES["paper"], "cifar", T4_MACS_PER_S) > 60
 

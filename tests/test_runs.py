@@ -61,6 +61,41 @@ def test_probe_measures_training_and_test_speed_and_plans_from_them():
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the probe used a copy
 
 
+def test_probe_and_training_share_one_train_step(monkeypatch):
+    from resnet_lab import train as T
+
+    calls = []
+    real = T.train_step
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["label_smoothing"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(T, "train_step", counting)
+    monkeypatch.setattr(R, "train_step", counting)
+    smooth = TINY.replace(label_smoothing=0.1)
+    R.probe(M.cifar_resnet(8, in_channels=1, num_classes=4), DeviceLoader(synthetic_set(64), 32, device="cpu"),
+            smooth, steps=2, device="cpu")  # fmt: skip
+    assert calls == [0.1] * 4  # 2 unmeasured + 2 timed steps, with the recipe's label smoothing
+    R.train_all(smooth, {"a": M.cifar_resnet(8, in_channels=1, num_classes=4)}, synthetic_set(64), None, 1,
+                device="cpu", runs=False, probe_steps=0, say=lambda line: None)  # fmt: skip
+    assert calls == [0.1] * 6  # and the epoch loop's 2 steps
+
+
+def test_train_all_keys_runs_by_data_and_takes_the_profile(tmp_path):
+    from resnet_lab.history import RunKey
+    from resnet_lab.profiles import PROFILES
+
+    key = RunKey("plain", 8)
+    lines = []
+    capped = PROFILES["cpu"].capped(64, 1)
+    hs = R.train_all(TINY, {key: M.cifar_resnet(8, plain=True, in_channels=1, num_classes=4)}, synthetic_set(64),
+                     None, 1, device="cpu", runs=tmp_path, profile=capped, say=lines.append)  # fmt: skip
+    assert list(hs) == [key] and hs[key].info.key == key and hs[key].info.profile == capped.key
+    assert "(from a 1-step probe)" in lines[0] and lines[1].startswith("plain-8: trained in")
+    assert [p.name.split("-")[:2] for p in tmp_path.glob("*.pt")] == [["plain", "8"]]
+
+
 def test_plan_line_says_what_how_long_where():
     line = R.plan_line(4, 0, 20, 660, "Tesla T4", 10, Path("/content/drive/MyDrive/resnet-lab-runs"))
     assert line == ("4 networks, 20 epochs each, about 11 min on Tesla T4 (from a 10-step probe), checkpoints in "
@@ -81,8 +116,8 @@ def test_train_all_trains_every_network_on_the_same_batches(tmp_path):
     assert list(hs) == ["a", "b"] and lines[0].startswith("2 networks, 2 epochs each, about")
     # Same start, same batches, same recipe: identical runs.
     assert [r.train_loss for r in hs["a"].records] == [r.train_loss for r in hs["b"].records]
-    assert hs["a"].info["status"] == "trained" and hs["a"].info["profile"] == "test"
-    assert hs["a"].info["planned_seconds"] > 0 and hs["a"].info["wall_seconds"] > 0
+    assert hs["a"].info.status == "trained" and hs["a"].info.profile == "test"
+    assert hs["a"].info.planned_seconds > 0 and hs["a"].info.wall_seconds > 0
     assert len(list(tmp_path.glob("a-*.pt"))) == 1 and len(list(tmp_path.glob("b-*.pt"))) == 1
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from resnet_lab import models as M
-from resnet_lab.theory import (
+from resnet_lab.chapters.residual import (
     ScalarNet,
     autocorrelation,
     cifar_gradient_norms,

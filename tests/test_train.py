@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from resnet_lab import models as M
-from resnet_lab.loader import DeviceLoader
+from resnet_lab.device import resolve_precision
+from resnet_lab.loader import DeviceLoader, for_recipe
 from resnet_lab.recipes import PAPER, Recipe
 from resnet_lab.train import (
     CheckpointMismatchError,
@@ -19,12 +20,11 @@ from resnet_lab.train import (
     load_model,
     lr_at,
     param_groups,
-    resolve_precision,
     save_model,
 )
 from tests.helpers import run_script, synthetic_set
 
-TINY = Recipe("tiny", lr=0.05, momentum=0.9, weight_decay=1e-4, schedule="step")
+TINY = Recipe("tiny", lr=0.05, momentum=0.9, weight_decay=1e-4, schedule="step", augment="flip", batch_size=32)
 
 
 def test_step_schedule_divides_by_ten_at_half_and_three_quarters():
@@ -72,7 +72,7 @@ def test_linear_scaling_rule_scales_the_learning_rate_with_the_batch():
 def _tiny_run(epochs=2, recipe=TINY, **kwargs):
     torch.manual_seed(0)
     model = M.cifar_resnet(8, in_channels=1, num_classes=4)
-    train = DeviceLoader(synthetic_set(256), 32, augment="flip", device="cpu")
+    train = for_recipe(recipe, synthetic_set(256), device="cpu")
     test = DeviceLoader(synthetic_set(64, seed=1, train=False), 64, device="cpu")
     return model, fit(model, train, test, recipe=recipe, epochs=epochs, device="cpu", progress=False, **kwargs)
 
@@ -83,8 +83,8 @@ def test_fit_learns_and_records_history():
     assert history.final.test_error < 0.2  # chance is 0.75
     assert history.records[-1].train_loss < history.records[0].train_loss
     assert all(r.images_per_s > 0 and r.seconds > 0 for r in history.records)
-    assert history.info["arch"] == "CIFAR ResNet-8 (option A)" and history.info["train_images"] == 256
-    assert history.info["precision"] == "fp32" and history.info["recipe"] == "tiny"
+    assert history.info.arch == "CIFAR ResNet-8 (option A)" and history.info.train_images == 256
+    assert history.info.precision == "fp32" and history.info.recipe == "tiny"
     assert history.final.step == 3 * 8
     assert [round(r.lr, 6) for r in history.records] == [0.05, 0.005, 0.0005]  # the step schedule, per epoch
 
@@ -93,7 +93,7 @@ def test_fit_learns_and_records_history():
 def test_mixed_precision_runs_on_the_cpu_learns_and_is_recorded(precision):
     # autocast is device-agnostic, so the GPU's code path runs here; fp16 also exercises the GradScaler.
     _, history = _tiny_run(epochs=3, precision=precision)
-    assert history.info["precision"] == precision
+    assert history.info.precision == precision
     assert history.records[-1].train_loss < history.records[0].train_loss
     assert history.final.test_error < 0.5
 
@@ -122,12 +122,12 @@ def test_parameter_groups_decay_weights_only_and_scale_the_backbone():
 
 
 def test_frozen_batchnorm_keeps_its_statistics_while_the_head_trains():
-    from resnet_lab.transfer import freeze_backbone
+    from resnet_lab.chapters.transfer import freeze_backbone
 
     torch.manual_seed(0)
     model = freeze_backbone(M.cifar_resnet(8, in_channels=1, num_classes=4))
     before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("fc.")}
-    fit(model, DeviceLoader(synthetic_set(64), 32, device="cpu"), recipe=TINY, epochs=1, device="cpu",
+    fit(model, for_recipe(TINY, synthetic_set(64), device="cpu"), recipe=TINY, epochs=1, device="cpu",
         progress=False)  # fmt: skip
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # running stats included
 
@@ -146,14 +146,28 @@ def test_history_json_roundtrip_and_plot(tmp_path):
 
 def test_bad_arguments():
     model = M.cifar_resnet(8, in_channels=1, num_classes=4)
-    loader = DeviceLoader(synthetic_set(32), 8, device="cpu")
+    loader = for_recipe(TINY, synthetic_set(64), device="cpu")
     with pytest.raises(ValueError, match="epochs must be a positive int"):
         fit(model, loader, recipe=TINY, epochs=0)
     with pytest.raises(ValueError, match="precision must be"):
         fit(model, loader, recipe=TINY, epochs=1, precision="fp8", progress=False)
-    empty = DeviceLoader(synthetic_set(4), 8, device="cpu", drop_last=True)
+    empty = DeviceLoader(synthetic_set(4), 32, augment="flip", device="cpu", drop_last=True)
     with pytest.raises(ValueError, match="yields no batches"):
         fit(model, empty, recipe=TINY, epochs=1)
+
+
+def test_a_loader_that_contradicts_the_recipe_is_refused():
+    model = M.cifar_resnet(8, in_channels=1, num_classes=4)
+    data = synthetic_set(64)
+    with pytest.raises(ValueError, match=r"batches of 16, but recipe 'tiny' trains with batches of 32.*for_recipe"):
+        fit(model, DeviceLoader(data, 16, augment="flip", device="cpu"), recipe=TINY, epochs=1)
+    with pytest.raises(ValueError, match=r"augments with None, but recipe 'tiny' names 'flip'.*for_recipe"):
+        fit(model, DeviceLoader(data, 32, device="cpu"), recipe=TINY, epochs=1)
+    batches = [(torch.zeros(32, 1, 16, 16), torch.zeros(32, dtype=torch.long))]
+    with pytest.raises(TypeError, match=r"fit\(\) needs a training loader with batch_size, augment.*got list"):
+        fit(model, batches, recipe=TINY, epochs=1)
+    loader = for_recipe(TINY, data, device="cpu", seed=3)
+    assert (loader.batch_size, loader.augment, loader.seed) == (32, "flip", 3)
 
 
 def test_checkpoint_from_another_model_is_refused_and_untouched(tmp_path):
@@ -161,7 +175,7 @@ def test_checkpoint_from_another_model_is_refused_and_untouched(tmp_path):
     _tiny_run(epochs=1, checkpoint=ckpt)
     before = hashlib.md5(ckpt.read_bytes()).hexdigest()
     other = M.cifar_resnet(14, in_channels=1, num_classes=4)
-    loader = DeviceLoader(synthetic_set(32), 8, device="cpu")
+    loader = for_recipe(TINY, synthetic_set(64), device="cpu")
     with pytest.raises(CheckpointMismatchError, match="written for CIFAR ResNet-8.*this model is CIFAR ResNet-14"):
         fit(other, loader, recipe=TINY, epochs=2, checkpoint=ckpt, progress=False, device="cpu")
     assert hashlib.md5(ckpt.read_bytes()).hexdigest() == before
@@ -173,7 +187,7 @@ def test_garbage_checkpoint_is_a_clear_error(tmp_path):
     ckpt.write_bytes(b"not a checkpoint")
     model = M.cifar_resnet(8, in_channels=1, num_classes=4)
     with pytest.raises(CheckpointMismatchError, match="cannot read checkpoint"):
-        fit(model, DeviceLoader(synthetic_set(32), 8, device="cpu"), recipe=TINY, epochs=1, checkpoint=ckpt,
+        fit(model, for_recipe(TINY, synthetic_set(64), device="cpu"), recipe=TINY, epochs=1, checkpoint=ckpt,
             progress=False)  # fmt: skip
     assert ckpt.read_bytes() == b"not a checkpoint"
 

@@ -8,7 +8,7 @@ import torchvision
 from PIL import Image
 
 from resnet_lab import models as M
-from resnet_lab import transfer as T
+from resnet_lab.chapters import transfer as T
 from resnet_lab.train import load_model, save_model
 from tests.helpers import synthetic_set
 

@@ -116,16 +116,17 @@ def target_networks(pretrained: nn.Module, labels_per_class: int,
 def flower_networks(imagenet: nn.Module) -> tuple[dict, dict]:
     """Online: ResNet-18 on Flowers102 from scratch, as a linear probe of ImageNet features, and
     fine-tuned: ``(with TRANSFER, with FINE_TUNE)``."""
-    ways = {RunKey("from scratch"): replace_head(M.resnet18(), 102),
-            RunKey("linear probe"): freeze_backbone(pretrained_copy(imagenet, 102))}
-    return ways, {RunKey("fine-tune"): pretrained_copy(imagenet, 102)}  # fmt: skip
+    ways = {RunKey("Flowers102, from scratch"): replace_head(M.resnet18(), 102),
+            RunKey("Flowers102, linear probe"): freeze_backbone(pretrained_copy(imagenet, 102))}
+    return ways, {RunKey("Flowers102, fine-tune"): pretrained_copy(imagenet, 102)}  # fmt: skip
 
 
 def plan(sizes: Sizes) -> list[PlannedRun]:
     """The source run, every target run (each for the epochs that give ``target_steps`` steps, tested
     once at the end) and, where ``flowers_epochs`` is set, the three Flowers102 runs (tested every epoch)."""
     shape = input_shape("fashion_mnist")
-    source_images = sizes.source_train if sizes.source_train is not None else 5 * _PER_CLASS[0]
+    per_source = _PER_CLASS[0] if sizes.source_train is None else sizes.source_train // 5
+    source_images = 5 * per_source  # the notebook selects source_train // 5 per class
     test = 5 * (sizes.target_test // 5) if sizes.target_test is not None else 5 * _PER_CLASS[1]
     [(key, pretrained)] = source_network().items()
     source_test = 5 * SOURCE_TEST_PER_CLASS

@@ -31,7 +31,7 @@ def on_step(step):
         time.sleep(0.5)  # give the parent time to kill us mid-epoch
 
 
-recipe = Recipe("tiny", lr=0.05, weight_decay=1e-4)
+recipe = Recipe("tiny", lr=0.05, weight_decay=1e-4, batch_size=32, augment="flip")
 h = fit(model, train, test, recipe=recipe, epochs=3, device="cpu", progress=False, checkpoint=ckpt, on_step=on_step)
 torch.save(model.state_dict(), out + ".weights")
 with open(out + ".json", "w") as f:

@@ -37,4 +37,4 @@ hs = train_all(recipe, nets, synthetic_set(96), synthetic_set(32, seed=1, train=
                runs=folder, probe_steps=0)  # fmt: skip
 torch.save({n: m.state_dict() for n, m in nets.items()}, out + ".weights")
 with open(out + ".json", "w") as f:
-    json.dump({n: {"status": h.info["status"], "records": h.to_dict()["records"]} for n, h in hs.items()}, f)
+    json.dump({n: {"status": h.info.status, "records": h.to_dict()["records"]} for n, h in hs.items()}, f)
