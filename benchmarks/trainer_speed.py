@@ -4,7 +4,7 @@ Both train D2L's ResNet-18 on Fashion-MNIST resized to 96x96 with D2L 1.0's
 recipe (section 8.6: batch 128, plain SGD at 0.01), from the same initial
 weights, on the same class-balanced subset, in this one process. The
 baseline is D2L's whole pipeline (``d2l.FashionMNIST`` + ``d2l.Trainer``);
-ours is ``load_fashion_mnist`` + ``train_all`` (resnet_lab.d2l_recipe holds
+ours is ``load_fashion_mnist`` + ``train_all`` (resnet_lab.chapters.fashion holds
 both, shared with the book's chapter). Wall time covers reading the data,
 training and the test pass, measured the same way for both.
 
