@@ -131,8 +131,9 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     """1x1 reduce, 3x3, 1x1 expand by ``expansion`` = 4, plus the shortcut.
 
-    The stride sits on the 3x3 convolution, as in torchvision ("ResNet v1.5",
-    after NVIDIA); the paper put it on the first 1x1 (:class:`BottleneckV1`).
+    The stride sits on the 3x3 convolution, as in torchvision and, before it,
+    Facebook's fb.resnet.torch (2016; NVIDIA later called this placement
+    "ResNet v1.5"); the paper put it on the first 1x1 (:class:`BottleneckV1`).
     This placement is what makes torchvision's weights fit, and it costs more
     MACs: the 1x1 reduction runs at the input's full resolution.
     """

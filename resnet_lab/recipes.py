@@ -77,7 +77,10 @@ class Recipe:
 #: the book's choice, not the paper's: the paper warms up only ResNet-110, at
 #: a constant 0.01 until training error is below 80% (about 400 iterations),
 #: then returns to 0.1; the book ramps linearly over the first epoch for every
-#: net, because in the book's short runs 56-layer nets diverged early without it.
+#: net, as a precaution for the deep plain nets (the book does not show that
+#: they need it). Weight decay applies to conv and linear weights only, not to
+#: BN parameters and biases (resnet_lab.train.param_groups); the paper names
+#: no exception.
 PAPER = Recipe("the paper's (He et al. 2015, 4.2)", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="step",
                warmup_epochs=1.0, augment="crop_flip", batch_size=128,
                source="He et al. (2015), section 4.2")  # fmt: skip

@@ -27,11 +27,14 @@ DASH = "—"
 #: the plain nets only as curves (Fig. 6).
 PAPER_TABLE6 = {"ResNet-20": 8.75, "ResNet-32": 7.51, "ResNet-44": 7.17, "ResNet-56": 6.97, "ResNet-110": 6.43}
 
-#: CIFAR-10 test error (%) of public PyTorch reproductions on the full data
-#: set (their figures): ResNet-n by Y. Idelbayev, github.com/akamaster/
-#: pytorch_resnet_cifar10 (the paper's recipe, 200 epochs); the CIFAR
-#: ResNet-18 by K. Liu, github.com/kuangliu/pytorch-cifar (350 epochs); both
-#: from their READMEs.
+#: CIFAR-10 test error (%) of public PyTorch runs on the full data set, as
+#: reported in their READMEs (their figures, not ours). ResNet-n: Y. Idelbayev,
+#: github.com/akamaster/pytorch_resnet_cifar10: the paper's networks and
+#: augmentation, lr 0.1 divided by 10 at epochs 100 and 150 of 200, no
+#: validation split; the errors of the weights released with it. CIFAR
+#: ResNet-18: K. Liu, github.com/kuangliu/pytorch-cifar, 93.02% accuracy
+#: after 350 epochs. Neither README says whether a figure comes from the
+#: last epoch or the best one.
 REPRODUCTIONS = {"ResNet-20": 8.27, "ResNet-32": 7.37, "ResNet-44": 6.90, "ResNet-56": 6.61, "ResNet-110": 6.32,
                  "CIFAR ResNet-18": 6.98}  # fmt: skip
 

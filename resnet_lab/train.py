@@ -332,11 +332,13 @@ def predict(model: nn.Module, loader: Iterable, device: str | torch.device = "au
 
 
 def save_checkpoint(path: Path, model: nn.Module, optimizer, scaler, history: History, epoch: int) -> None:
-    """Everything a resumed run needs after ``epoch`` epochs: weights, optimizer, scaler, history, RNG."""
+    """Everything a resumed run needs after ``epoch`` epochs: weights, optimizer, scaler, history, and the
+    random generators' states (the CPU's and, where there are GPUs, every GPU's)."""
     atomic_save({
         "format": "resnet_lab/1", "epoch": epoch, "fingerprint": model_fingerprint(model), "model": model.state_dict(),
         "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
         "history": json.dumps(history.to_dict()), "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }, path)  # fmt: skip
 
 
@@ -367,4 +369,7 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer, scaler, history: Hi
     history.records[:], history.steps[:] = restored.records, restored.steps
     history.info = restored.info
     torch.set_rng_state(state["torch_rng"].cpu())
+    cuda_rng = [s.cpu() for s in state.get("cuda_rng", [])]
+    if cuda_rng and torch.cuda.is_available() and len(cuda_rng) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda_rng)  # the GPUs' generators too, where the run had them
     return int(state["epoch"])

@@ -256,3 +256,24 @@ def test_killed_run_resumes_to_identical_weights_and_history(tmp_path):
     assert (
         steps_a == json.loads((tmp_path / "b.json").read_text())["steps"] and len(steps_a) == 24
     )  # 8 steps/epoch, one point each
+
+
+def test_checkpoints_keep_and_restore_every_gpus_generator(tmp_path, monkeypatch):
+    """On the CPU there is no GPU generator to keep; with (mocked) GPUs their states go into the checkpoint
+    and come back on resume, so a GPU run's random draws continue where they stopped."""
+    from resnet_lab import train as T
+
+    _tiny_run(epochs=1, checkpoint=tmp_path / "cpu.pt")
+    assert torch.load(tmp_path / "cpu.pt", weights_only=True)["cuda_rng"] == []
+    states = [torch.arange(4, dtype=torch.uint8), torch.arange(4, 8, dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: states)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.extend)
+    model, history = M.cifar_resnet(8, in_channels=1, num_classes=4), History()
+    optimizer = T.make_optimizer(model, TINY)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    T.save_checkpoint(tmp_path / "gpu.pt", model, optimizer, scaler, history, 1)
+    assert T.load_checkpoint(tmp_path / "gpu.pt", model, optimizer, scaler, history, "cpu") == 1
+    assert [s.tolist() for s in restored] == [s.tolist() for s in states]
