@@ -278,7 +278,7 @@ def zero_init_verdict(runs: Runs, zero: str, default: str) -> Verdict:
 
 def lesion_verdict(study: Mapping[str, Mapping[str, Sequence[float] | float]], residual: str, plain: str,
                    chance: float = 0.9) -> Verdict:  # fmt: skip
-    """From two :func:`resnet_lab.beyond.lesion_study` results: did the residual net degrade smoothly
+    """From two :func:`lesion_study` results: did the residual net degrade smoothly
     when single blocks were deleted, and the plain net collapse?"""
     r, p = study[residual], study[plain]
     r_rise = [100 * (e - r["intact"]) for e in r["single"]]
@@ -296,7 +296,7 @@ def lesion_verdict(study: Mapping[str, Mapping[str, Sequence[float] | float]], r
 
 
 def landscape_verdict(surfaces: Mapping[str, object], residual: str, plain: str) -> Verdict:
-    """From two loss surfaces (:func:`resnet_lab.beyond.loss_surface` losses): local minima on the grid
+    """From two loss surfaces (:func:`loss_surface` losses): local minima on the grid
     (other than the centre) and how far the loss rises from the centre to the grid's edge."""
     import torch
 
