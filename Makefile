@@ -66,9 +66,11 @@ slow: $(STAMP)
 
 # Every notebook, every cell, under the smoke profile, with a fresh run
 # folder; cells tagged nbval-check-output must reproduce their committed output.
+# Then the run folder must hold exactly the runs the chapters' smoke plans list.
 nbval: $(STAMP)
 	runs=$$(mktemp -d) && $(NB_DATA) RESNET_LAB_RUNS=$$runs RESNET_LAB_PROFILE=smoke MPLBACKEND=Agg \
-	  $(PY) -m pytest --nbval-lax -p no:cacheprovider $(NOTEBOOKS); status=$$?; rm -rf $$runs; exit $$status
+	  RESNET_LAB_TRANSFER=offline $(PY) -m pytest --nbval-lax -p no:cacheprovider $(NOTEBOOKS) \
+	  && RESNET_LAB_TRANSFER=offline $(PY) tools/check_runs.py smoke $$runs; status=$$?; rm -rf $$runs; exit $$status
 
 book-check: setup
 	rm -rf _build/html

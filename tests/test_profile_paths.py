@@ -5,29 +5,27 @@ its run folder holding exactly the runs the chapter's plan lists.
 data paths, the CIFAR ResNet-18, 110-layer nets, checkpoint folders) and
 caps only the images, epochs, steps and sweeps (by each size field's role).
 
-A chapter runs once per distinct set of capped sizes among the four
-profiles (ignoring depths, which change a network's size but not the code
-path); a test checks that every profile not run has the capped sizes of one
-that is. After each run, every checkpoint in the run folder is matched
-against the chapter's plan under the same capped profile: the same runs
-(by name), each trained on the planned number of images. Chapters 1 and 3
-train nothing: nbval runs them.
+A chapter runs once per distinct set of capped sizes among the ``gpu``,
+``paper`` and ``cpu`` profiles (ignoring depths, which change a network's
+size but not the code path); a test checks that every profile not run has
+the capped sizes of one that is. After each run, every checkpoint in the
+run folder is matched against the chapter's plan under the same capped
+profile (tools/check_runs.py): the same runs (by name), each trained on the
+planned number of images. The ``smoke`` profile is checked the same way by
+``make nbval``, which runs every chapter under it. Chapters 1 and 3 train
+nothing: nbval runs them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections import Counter
-from pathlib import Path
 
 import pytest
-import torch
 
 from resnet_lab.chapters import CHAPTERS
-from resnet_lab.profiles import PROFILES, chapter_plan
-from resnet_lab.runs import run_slug
+from resnet_lab.profiles import PROFILES
 from tests.helpers import CIFAR_SUBSET, REPO, needs_cifar_subset, needs_fashion, run_notebook
+from tools.check_runs import difference
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 #: Chapter notebook -> its chapter module.
@@ -49,7 +47,7 @@ def _branches() -> list[tuple[str, str]]:
     out = []
     for stem in TRAINING:
         seen: list[dict] = []
-        for profile in ("gpu", "paper", "cpu", "smoke"):
+        for profile in ("gpu", "paper", "cpu"):  # smoke: make nbval runs and checks every chapter
             sizes = _capped_sizes_but_depths(profile, stem)
             if sizes not in seen:
                 seen.append(sizes)
@@ -67,19 +65,10 @@ def test_every_profile_of_every_training_chapter_is_run_or_repeats_one_that_is()
     assert ("02_degradation", "cpu") in BRANCHES  # Fashion-MNIST and two seeds
     for stem in TRAINING:
         run = [_capped_sizes_but_depths(p, stem) for s, p in BRANCHES if s == stem]
-        for profile in PROFILES:
+        for profile in ("gpu", "paper", "cpu"):
             assert _capped_sizes_but_depths(profile, stem) in run, (stem, profile)
-
-
-def _checkpointed_runs(folder: Path) -> Counter:
-    """(name as in the file name, images trained on) of every checkpoint in ``folder``."""
-    found = Counter()
-    for path in folder.glob("*.pt"):
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        history = json.loads(state["history"])
-        images = history["info"]["train_images"] * len(history["records"])
-        found[(path.stem.rsplit("-", 1)[0], images)] += 1
-    return found
+    makefile = (REPO / "Makefile").read_text()
+    assert "RESNET_LAB_PROFILE=smoke" in makefile and "tools/check_runs.py smoke" in makefile
 
 
 @pytest.mark.slow  # a chapter in a notebook kernel: tens of seconds to minutes on a CPU
@@ -94,8 +83,4 @@ def test_chapter_runs_the_planned_networks_under_the_profile(stem, profile, tmp_
     nb = run_notebook(path, profile=profile, env=env)
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert f"profile: {profile}" in printed and f"[capped at {CAP[0]} images, {CAP[1]} epochs]" in printed
-    plan = chapter_plan(PROFILES[profile].capped(*CAP), CHAPTER[stem])
-    offline = ("Flowers102",)  # the transfer chapter's online runs (RESNET_LAB_TRANSFER=offline here)
-    planned = Counter((run_slug(r.label), r.trained) for r in plan
-                      if r.runner == "train_all" and not r.label.startswith(offline))  # fmt: skip
-    assert _checkpointed_runs(runs) == planned
+    assert difference(profile, runs, [CHAPTER[stem]], cap=CAP, offline=True) == ""
