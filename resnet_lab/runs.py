@@ -33,7 +33,7 @@ from .history import History, RunKey
 from .loader import DeviceLoader, for_recipe, for_testing
 from .profiles import Profile
 from .recipes import Recipe
-from .train import epochs_done, fit, make_optimizer, train_step
+from .train import epochs_done, fit, make_optimizer, make_scaler, train_step
 
 __all__ = ["run_folder", "run_fingerprint", "run_slug", "probe", "Probe", "plan_line", "train_all", "COLAB_DRIVE"]
 
@@ -46,8 +46,8 @@ def run_folder(folder: str | os.PathLike | None = None) -> Path:
     mounted ``MyDrive/resnet-lab-runs`` (it survives a disconnect), else ``runs/`` here."""
     if folder is not None:
         return Path(folder).expanduser()
-    if settings.runs_folder() is not None:
-        return settings.runs_folder()
+    if (chosen := settings.runs_folder()) is not None:
+        return chosen
     if "google.colab" in sys.modules and COLAB_DRIVE.is_dir():
         return COLAB_DRIVE / "resnet-lab-runs"
     return Path("runs")
@@ -102,7 +102,7 @@ def probe(model: nn.Module, loader: DeviceLoader, recipe: Recipe, steps: int = 1
         net.to(memory_format=torch.channels_last)
     net.train()
     optimizer = make_optimizer(net, recipe, lr=recipe.lr * 0.01)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    scaler = make_scaler(device, precision)
     x, y = next(iter(loader))
     times = []
     for i in range(steps + 2):

@@ -36,7 +36,7 @@ from .recipes import SCHEDULES, Recipe
 
 __all__ = [
     "Loader", "check_loader", "fit", "train_step", "train_one_epoch", "evaluate", "predict", "lr_at", "param_groups",
-    "make_optimizer", "save_checkpoint", "load_checkpoint", "epochs_done", "save_model", "load_model",
+    "make_optimizer", "make_scaler", "save_checkpoint", "load_checkpoint", "epochs_done", "save_model", "load_model",
     "CheckpointMismatchError", "History", "EpochRecord", "RunInfo",
 ]  # fmt: skip
 
@@ -135,6 +135,11 @@ def make_optimizer(model: nn.Module, recipe: Recipe, lr: float | None = None) ->
     recipe's; the loop sets it per iteration)."""
     return torch.optim.SGD(param_groups(model, recipe), lr=recipe.lr if lr is None else lr,
                            momentum=recipe.momentum, nesterov=recipe.nesterov)  # fmt: skip
+
+
+def make_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """The gradient scaler for ``precision``: loss scaling for fp16, a pass-through otherwise."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
 def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
@@ -247,7 +252,7 @@ def fit(
     if train.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, recipe)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    scaler = make_scaler(device, precision)
     total_steps = epochs * steps_per_epoch
     warmup = round(recipe.warmup_epochs * steps_per_epoch)
 

@@ -18,11 +18,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from resnet_lab import chapters, settings  # noqa: E402
+from resnet_lab.files import read_saved  # noqa: E402
 from resnet_lab.profiles import PROFILES, chapter_plan, get_profile  # noqa: E402
 from resnet_lab.runs import run_slug  # noqa: E402
 
@@ -33,7 +32,7 @@ def checkpointed(folder: Path) -> Counter:
     """(name as in the file name, images trained on) of every checkpoint in ``folder``."""
     found: Counter = Counter()
     for path in folder.glob("*.pt"):
-        history = json.loads(torch.load(path, map_location="cpu", weights_only=True)["history"])
+        history = json.loads(read_saved(path)["history"])
         found[(path.stem.rsplit("-", 1)[0], history["info"]["train_images"] * len(history["records"]))] += 1
     return found
 
