@@ -1,15 +1,16 @@
-"""The summary table, published figures kept apart, and every chapter's computed verdict."""
+"""The summary table, published figures kept apart, and the verdicts of the chapters "The degradation
+experiment" and "Training on CIFAR-10" (the rules themselves: test_verdicts.py; the beyond and transfer
+chapters' verdicts: test_beyond.py and test_transfer.py)."""
 
 from __future__ import annotations
 
 import matplotlib
 import pytest
-import torch
 
 from resnet_lab import models as M
 from resnet_lab import report as R
 from resnet_lab import verdicts as V
-from resnet_lab.chapters import beyond, cifar, degradation, transfer
+from resnet_lab.chapters import cifar, degradation
 from resnet_lab.history import RunKey
 from tests.helpers import history
 
@@ -65,16 +66,19 @@ def test_plot_curves_draws_one_panel_per_group():
     assert [a.get_title() for a in fig.axes] == ["plain", "residual"]
 
 
-def test_verdict_renders_as_text_and_markdown():
-    v = V.Verdict(True, "word " * 40)
-    assert max(map(len, str(v).splitlines())) <= 72 and v._repr_markdown_().startswith("**Shown.**")
-    assert V.Verdict(None, "x")._repr_markdown_().startswith("**Undecided.**") and not V.Verdict(False, "x")
-
-
-def _degradation(p20, r20, p56, r56):
+def _degradation(p20, r20, p56, r56, train_images=None):
+    """Runs keyed like the chapter's: one history per seed, final training errors as given (fractions)."""
     names = [("plain", 20), ("residual", 20), ("plain", 56), ("residual", 56)]
     per_seed = [{RunKey(k, d): history([e]) for (k, d), e in zip(names, errs)} for errs in zip(p20, r20, p56, r56)]
-    return R.seed_runs(per_seed)
+    runs = R.seed_runs(per_seed)
+    for hs in runs.values():
+        for h in hs:
+            h.info.train_images = train_images
+    return runs
+
+
+def _statuses(v):
+    return {c.name: c.status for c in v.claims}
 
 
 def test_degradation_verdict_reads_keys_not_labels():
@@ -82,72 +86,103 @@ def test_degradation_verdict_reads_keys_not_labels():
         degradation.degradation_verdict({"plain-20": history([0.1]), "plain-56": history([0.2])})
 
 
-def test_degradation_verdict_shown_with_seed_spread():
+def test_degradation_verdict_names_a_missing_run_and_needs_two_depths():
+    runs = _degradation([0.2], [0.17], [0.45], [0.16], train_images=1_800)
+    del runs[RunKey("residual", 56)]
+    with pytest.raises(ValueError, match=r"no runs keyed \['residual-56'\]"):
+        degradation.degradation_verdict(runs)
+    with pytest.raises(ValueError, match=r"two depths or more to compare, got depths \[20\]"):
+        degradation.degradation_verdict({RunKey("plain", 20): history([0.2]), RunKey("residual", 20): history([0.1])})
+
+
+def test_degradation_verdict_with_seeds_decides_each_claim_on_paired_differences():
+    # this chapter's cpu run: plain-56 far above plain-20 and residual-56 in both seeds, residual-56 above residual-20
+    v = degradation.degradation_verdict(_degradation([0.195, 0.189], [0.162, 0.149], [0.391, 0.476], [0.169, 0.172]))
+    assert _statuses(v) == {degradation.PLAIN_DEGRADES: V.SHOWN, degradation.DEEPER_RESIDUAL_BETTER: V.NOT_SHOWN,
+                            degradation.RESIDUAL_FIXES: V.SHOWN}  # fmt: skip
+    assert v.holds is False  # one claim not shown: the verdict says which
+    plain = v.claim(degradation.PLAIN_DEGRADES).evidence
+    assert plain["plain-56 - plain-20 training error per seed (points)"] == [19.6, 28.7]
+    assert plain["mean"] == pytest.approx(24.15) and plain["seeds"] == 2
+    deeper = v.claim(degradation.DEEPER_RESIDUAL_BETTER).evidence
+    assert deeper["residual-20 - residual-56 training error per seed (points)"] == [-0.7, -2.3]
+    fix = v.claim(degradation.RESIDUAL_FIXES).evidence
+    assert fix["plain-56 - residual-56 training error per seed (points)"] == [22.2, 30.4]
+    assert "43.3% ± 6.0" in v.text and "16.9% ± 0.2" not in v.text and "17.1% ± 0.2" in v.text
+
+
+def test_degradation_verdict_all_shown_when_the_deeper_residual_net_also_ends_lower():
     v = degradation.degradation_verdict(_degradation([0.20, 0.22], [0.17, 0.17], [0.45, 0.43], [0.165, 0.16]))
-    assert v.holds and v.text.startswith("Degradation shown: plain-56 ended with 44.0% ± 1.4 training error")
-    assert "over 2 seeds" in v.text and "trained worse in every seed, by 21.0 to 25.0 points" in v.text
-    assert "The deeper residual net ended 0.8 points below the shallower one on average." in v.text
+    assert set(_statuses(v).values()) == {V.SHOWN} and v.holds is True
 
 
-def test_degradation_verdict_compares_seed_by_seed_when_one_deep_plain_run_never_trains():
-    v = degradation.degradation_verdict(_degradation([0.23, 0.20], [0.17, 0.17], [0.88, 0.48], [0.164, 0.17]))
-    assert v.holds and "plain-56 ended with 68.0% ± 28.3" in v.text and "by 28.0 to 65.0 points" in v.text
+def test_degradation_verdict_with_seeds_that_disagree_is_undecided():
+    # the deeper plain net is worse in one seed and better in the other
+    v = degradation.degradation_verdict(_degradation([0.20, 0.30], [0.17, 0.17], [0.25, 0.25], [0.16, 0.16]))
+    assert v.claim(degradation.PLAIN_DEGRADES).status == V.UNDECIDED and v.holds is None
+    assert v.claim(degradation.PLAIN_DEGRADES).evidence["seeds"] == 2
 
 
-def test_degradation_verdict_says_when_depth_cost_the_residual_net_too():
-    v = degradation.degradation_verdict(_degradation([0.19], [0.16], [0.39], [0.215]))
-    assert not v.holds and "one seed" in v.text
-    assert "5.5 points above the shallower one on average, more than the spread between seeds (0.5)" in v.text
+def test_degradation_verdict_with_one_seed_decides_on_the_training_image_count():
+    # 20 points on 1,800 images each is far beyond 2 SE (about 3 points); 1.0 point is within it
+    v = degradation.degradation_verdict(_degradation([0.19], [0.16], [0.39], [0.17], train_images=1_800))
+    assert _statuses(v) == {degradation.PLAIN_DEGRADES: V.SHOWN, degradation.DEEPER_RESIDUAL_BETTER: V.UNDECIDED,
+                            degradation.RESIDUAL_FIXES: V.SHOWN}  # fmt: skip
+    ev = v.claim(degradation.DEEPER_RESIDUAL_BETTER).evidence
+    assert ev["residual-20 - residual-56 training error (points)"] == pytest.approx(-1.0)
+    assert ev["images"] == [1_800, 1_800]
+    assert ev["standard error (points)"] == pytest.approx(100 * (0.16 * 0.84 / 1800 + 0.17 * 0.83 / 1800) ** 0.5)
+    # the same 1.0 point on 50,000 images each is more than 2 standard errors (about 0.47 points)
+    big = degradation.degradation_verdict(_degradation([0.19], [0.16], [0.39], [0.17], train_images=50_000))
+    assert big.claim(degradation.DEEPER_RESIDUAL_BETTER).status == V.NOT_SHOWN
 
 
-def test_degradation_verdict_says_when_the_plain_nets_do_not_degrade():
-    v = degradation.degradation_verdict(_degradation([0.10], [0.09], [0.11], [0.10]))
-    assert not v.holds and "was not worse by more than 2 points in this run (1.0 points)" in v.text
+def test_degradation_verdict_with_one_seed_needs_the_image_count():
+    runs = _degradation([0.19], [0.16], [0.39], [0.17])
+    with pytest.raises(ValueError, match=r"training image count of plain-56 is not recorded"):
+        degradation.degradation_verdict(runs)
+    v = degradation.degradation_verdict(runs, train_images=1_000)
+    assert v.claim(degradation.PLAIN_DEGRADES).evidence["images"] == [1_000, 1_000]
 
 
-def test_comparison_verdict_reports_cost_against_gain():
-    runs = {"ResNet-20": history([0.1], [0.30], params=269_722, seconds=50),
-            "ResNet-32": history([0.1], [0.28], params=464_154, seconds=80)}  # fmt: skip
-    v = cifar.comparison_verdict(runs)
-    assert v.holds and v.text.startswith("ResNet-32 reached the highest test accuracy, 72.0%")
-    assert "1.7x the parameters" in v.text and "1.6x as long" in v.text and "2.0 points above" in v.text
+def _cifar(acc_small, acc_big, test_images=1_000):
+    runs = {RunKey("ResNet", 8): history([0.29], [1 - acc_small], params=75_290, seconds=166.8),
+            RunKey("ResNet", 20): history([0.21], [1 - acc_big], params=269_722, seconds=473.5)}  # fmt: skip
+    for h in runs.values():
+        h.info.test_images = test_images
+    return runs
+
+
+@pytest.mark.parametrize(("small", "big", "status"), [
+    (0.673, 0.713, V.UNDECIDED),  # 4.0 points, 2 SE = 4.1 on 1,000 images each (this chapter's cpu run)
+    (0.673, 0.720, V.SHOWN), (0.720, 0.673, V.NOT_SHOWN),
+])  # fmt: skip
+def test_comparison_verdict_decides_on_the_test_image_count(small, big, status):
+    v = cifar.comparison_verdict(_cifar(small, big))
+    [claim] = v.claims
+    assert claim.name == cifar.BIGGER_IS_BETTER and claim.status == status
+    assert claim.evidence["ResNet-20 - ResNet-8 test accuracy (points)"] == pytest.approx(100 * (big - small))
+    assert claim.evidence["images"] == [1_000, 1_000]
+    assert claim.evidence["parameters, ResNet-20 / ResNet-8"] == pytest.approx(269_722 / 75_290)
+    assert claim.evidence["training time, ResNet-20 / ResNet-8"] == pytest.approx(473.5 / 166.8)
+    assert f"ResNet-8 {100 * small:.1f}%" in v.text and f"ResNet-20 {100 * big:.1f}%" in v.text
+
+
+def test_comparison_verdict_with_seeds_is_paired():
+    per_seed = [_cifar(0.67, 0.72), _cifar(0.66, 0.70), _cifar(0.68, 0.715)]
+    runs = R.seed_runs(per_seed)
+    [claim] = cifar.comparison_verdict(runs).claims
+    assert claim.status == V.SHOWN and claim.evidence["seeds"] == 3
+    assert claim.evidence["ResNet-20 - ResNet-8 test accuracy per seed (points)"] == [5.0, 4.0, 3.5]
+
+
+def test_comparison_verdict_bad_input():
     with pytest.raises(ValueError, match="at least 2 runs"):
         cifar.comparison_verdict({"a": history([0.1])})
-
-
-def test_preact_and_zero_init_verdicts():
-    v = beyond.preact_verdict({"post": history([0.1], [0.2]), "pre": history([0.1], [0.18])}, "post", "pre")
-    assert v.holds and "lower by 2.0 points" in v.text and "One seed each" in v.text
-    runs = {"zero": history([0.5, 0.3], losses=[1.0, 0.6]), "default": history([0.6, 0.4], losses=[1.2, 0.7])}
-    runs["zero"].steps = [{"step": 1, "train_loss": 2.3}, {"step": 2, "train_loss": 1.1}]
-    runs["default"].steps = [{"step": 1, "train_loss": 4.5}, {"step": 2, "train_loss": 1.3}]
-    v = beyond.zero_init_verdict(runs, "zero", "default")
-    assert v.holds and "epoch 1: 1.000 vs 1.200" in v.text and "lower in 2 of 2 epochs" in v.text
-    assert "was 2.30 with zero-init and 4.50 without" in v.text
-
-
-def test_lesion_verdict_contrasts_smooth_and_collapsing_nets():
-    study = {"ResNet": {"intact": 0.10, "single": [0.11, 0.12, 0.10]},
-             "plain": {"intact": 0.12, "single": [0.85, 0.90, 0.70]}}  # fmt: skip
-    v = beyond.lesion_verdict(study, "ResNet", "plain")
-    assert v.holds and "by 1.0 points on average" in v.text and "Worst single deletion in plain: 90.0%" in v.text
-    flat = {"ResNet": study["ResNet"], "plain": {"intact": 0.12, "single": [0.13, 0.13, 0.13]}}
-    assert not beyond.lesion_verdict(flat, "ResNet", "plain").holds
-
-
-def test_landscape_verdict_counts_minima_and_edge_rise():
-    x = torch.linspace(-1, 1, 7)
-    bowl = x[None] ** 2 + x[:, None] ** 2
-    rough = 3 * bowl + 0.5 * torch.sin(9 * x[None]) * torch.cos(9 * x[:, None])
-    v = beyond.landscape_verdict({"res": bowl + 0.1, "plain": rough + 0.1}, "res", "plain")
-    assert v.holds and "The plain net's surface is the steeper" in v.text and "local minima" in v.text
-
-
-def test_transfer_verdict_compares_at_the_fewest_labels():
-    runs = {RunKey(w, labels_per_class=k): history([0.0], [err]) for (w, k), err in {
-        ("from scratch", 10): 0.50, ("linear probe", 10): 0.30, ("fine-tune", 10): 0.25,
-        ("from scratch", 250): 0.15, ("linear probe", 250): 0.20, ("fine-tune", 250): 0.12}.items()}  # fmt: skip
-    v = transfer.transfer_verdict(runs)
-    assert v.holds and "fine-tune gained 25.0 points" in v.text and "With 250 labels per class" in v.text
-    with pytest.raises(ValueError, match=r"run 'scratch' is not keyed RunKey\(way, labels_per_class=k\)"):
-        transfer.transfer_verdict({"scratch": history([0.1])})
+    with pytest.raises(ValueError, match=r"test image count of ResNet-\d+ is not recorded"):
+        cifar.comparison_verdict(_cifar(0.6, 0.7, test_images=None))
+    assert cifar.comparison_verdict(_cifar(0.6, 0.7, test_images=None), test_images=500).claims[0].evidence[
+        "images"] == [500, 500]
+    same = {"a": history([0.1], [0.3], params=10), "b": history([0.1], [0.2], params=10)}
+    with pytest.raises(ValueError, match="same parameter count"):
+        cifar.comparison_verdict(same)

@@ -15,14 +15,20 @@ from torch import nn
 
 from .. import models
 from .. import sizes as S
-from ..history import RunKey
+from ..history import History, RunKey
 from ..sizes import PlannedRun, input_shape, split_size
-from ..verdicts import Runs, Verdict, as_lists, keys_of_kind, mean_and_spread
+from ..verdicts import Runs, Verdict, as_lists, keys_of_kind, mean_and_spread, paired_claim, proportions_claim
 
-__all__ = ["Sizes", "SIZES", "KINDS", "networks", "plan", "degradation_verdict"]
+__all__ = ["Sizes", "SIZES", "KINDS", "networks", "plan", "degradation_verdict", "PLAIN_DEGRADES",
+           "DEEPER_RESIDUAL_BETTER", "RESIDUAL_FIXES"]  # fmt: skip
 
 #: The two kinds of net compared at every depth.
 KINDS = ("plain", "residual")
+
+#: The claims of :func:`degradation_verdict`.
+PLAIN_DEGRADES = "plain nets degrade"
+DEEPER_RESIDUAL_BETTER = "the deeper residual net is better"
+RESIDUAL_FIXES = "the residual net fixes the deep plain net"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,7 +49,7 @@ SIZES = {
     "smoke": Sizes(dataset="fashion_mnist", depths=(8, 14), train=256, test=128, epochs=1, seeds=(0,), batch_size=32),
     "cpu": Sizes(dataset="fashion_mnist", depths=(20, 56), train=1_800, test=500, epochs=8, seeds=(0, 1),
                  batch_size=32),
-    "gpu": Sizes(dataset="cifar10", depths=(20, 56), train=None, test=None, epochs=20, seeds=(0,), batch_size=128),
+    "gpu": Sizes(dataset="cifar10", depths=(20, 56), train=None, test=None, epochs=19, seeds=(0,), batch_size=128),
     "paper": Sizes(dataset="cifar10", depths=(20, 32, 44, 56), train=None, test=None, epochs=164, seeds=(0,),
                    batch_size=128),
 }  # fmt: skip
@@ -69,56 +75,70 @@ def plan(sizes: Sizes) -> list[PlannedRun]:
             for _ in sizes.seeds for key, net in networks(sizes, shape[0]).items()]  # fmt: skip
 
 
-def degradation_verdict(runs: Runs, margin: float = 2.0) -> Verdict:
-    """Plain vs residual at the run's shallowest and deepest depth (keys ``RunKey("plain", d)`` and
-    ``RunKey("residual", d)``, one history per seed, the seeds in the same order for every key).
+def degradation_verdict(runs: Runs, train_images: int | None = None) -> Verdict:
+    """Three claims about the final training errors of plain and residual nets (keys ``RunKey("plain", d)``
+    and ``RunKey("residual", d)``, one history per seed, the seeds in the same order for every key), at
+    the run's shallowest depth ``lo`` and deepest ``hi``:
 
-    With few seeds the comparisons are made seed by seed: the effect is shown
-    when, in every seed, the deepest plain net ends with a training error
-    more than ``margin`` points above the shallowest plain net's and above the
-    residual net's of its own depth; and when the deeper residual net ends,
-    on average, no more above the shallower one than the spread between seeds.
+    * :data:`PLAIN_DEGRADES`: plain-``hi`` ends above plain-``lo`` (He et al. 2015, section 4.2, Fig. 6);
+    * :data:`DEEPER_RESIDUAL_BETTER`: residual-``hi`` ends below residual-``lo`` (in the paper the
+      deeper ResNets end with lower training error, Fig. 6 middle, and lower test error, Table 6);
+    * :data:`RESIDUAL_FIXES`: residual-``hi`` ends below plain-``hi``.
+
+    With two or more seeds each claim is a :func:`~resnet_lab.verdicts.paired_claim` over the per-seed
+    errors; with one seed a :func:`~resnet_lab.verdicts.proportions_claim` on the training images of each
+    run (``history.info.train_images``, else ``train_images``), which counts the sampling of the images
+    only, not the spread between seeds that one seed cannot measure.
+
+    The training error is ``final.train_error``: the last epoch's running error over the batches it
+    trained on (augmented where the recipe augments), in training mode while the weights still moved;
+    not a clean evaluation of the final weights.
     """
     lists = as_lists(runs)
     depths = list(keys_of_kind(runs, "plain"))
+    if len(depths) < 2:
+        raise ValueError(f"need plain nets at two depths or more to compare, got depths {depths}")
     lo, hi = depths[0], depths[-1]
-    train = {key: [100 * h.final.train_error for h in hs] for key, hs in lists.items()}
-    p_lo, p_hi, r_lo, r_hi = (train[RunKey(k, d)] for k, d in (("plain", lo), ("plain", hi), ("residual", lo),
-                                                               ("residual", hi)))  # fmt: skip
-    seeds = len(p_hi)
-    gaps_plain = [a - b for a, b in zip(p_hi, p_lo)]
-    gaps_fix = [a - b for a, b in zip(p_hi, r_hi)]
-    gaps_res = [a - b for a, b in zip(r_hi, r_lo)]
-    spread = max(mean_and_spread(r_hi)[1], mean_and_spread(r_lo)[1], 0.5)
+    keys = {(k, d): RunKey(k, d) for k in KINDS for d in (lo, hi)}
+    missing = [str(key) for key in keys.values() if key not in lists]
+    if missing:
+        raise ValueError(f"no runs keyed {missing} among {[str(k) for k in runs]}; the verdict compares plain "
+                         f"and residual nets at depths {lo} and {hi}")  # fmt: skip
+    hs = {kd: lists[key] for kd, key in keys.items()}
+    seeds = {len(h) for h in hs.values()}
+    if len(seeds) != 1:
+        raise ValueError(f"every run needs the same seeds; got {({str(keys[kd]): len(h) for kd, h in hs.items()})}")
+    [n_seeds] = seeds
+    err = {kd: [h.final.train_error for h in hlist] for kd, hlist in hs.items()}
+    pairs = [  # (claim, the side claimed higher, the side claimed lower)
+        (PLAIN_DEGRADES, ("plain", hi), ("plain", lo)),
+        (DEEPER_RESIDUAL_BETTER, ("residual", lo), ("residual", hi)),
+        (RESIDUAL_FIXES, ("plain", hi), ("residual", hi)),
+    ]
+    claims = []
+    for name, a, b in pairs:
+        what = f"{keys[a]} - {keys[b]} training error"
+        if n_seeds > 1:
+            claims.append(paired_claim(name, [100 * e for e in err[a]], [100 * e for e in err[b]], what=what))
+        else:
+            n_a, n_b = (_train_images(hs[kd][0], keys[kd], train_images) for kd in (a, b))
+            claims.append(proportions_claim(name, err[a][0], n_a, err[b][0], n_b, what=what))
 
-    def pm(values: list[float]) -> str:
-        mean, sd = mean_and_spread(values)
-        return f"{mean:.1f}%" + (f" ± {sd:.1f}" if seeds > 1 else "")
+    def pm(kd: tuple[str, int]) -> str:
+        mean, sd = mean_and_spread([100 * e for e in err[kd]])
+        return f"{keys[kd]} {mean:.1f}%" + (f" ± {sd:.1f}" if n_seeds > 1 else "")
 
-    def span(gaps: list[float]) -> str:
-        return f"{gaps[0]:.1f} points" if seeds == 1 else f"{min(gaps):.1f} to {max(gaps):.1f} points"
+    spread = (f"mean ± sample standard deviation over {n_seeds} seeds" if n_seeds > 1
+              else "one seed: the spread between seeds was not measured")  # fmt: skip
+    text = (f"Final training error ({spread}): {', '.join(pm(kd) for kd in keys)}. Training error here is the "
+            "last epoch's running error over its batches, in training mode.")  # fmt: skip
+    return Verdict(claims, text)
 
-    every = "in every seed" if seeds > 1 else "in this run"
-    text = (f"plain-{hi} ended with {pm(p_hi)} training error, plain-{lo} with {pm(p_lo)}, ResNet-{hi} with "
-            f"{pm(r_hi)} and ResNet-{lo} with {pm(r_lo)}")  # fmt: skip
-    text += (f" (mean ± sample standard deviation over {seeds} seeds). " if seeds > 1 else
-             " (one seed: the spread between seeds was not measured). ")  # fmt: skip
-    deeper_worse = min(gaps_plain) > margin
-    residual_fixes = min(gaps_fix) > margin
-    text += (f"The deeper plain net trained worse {every}, by {span(gaps_plain)}, " if deeper_worse else
-             f"The deeper plain net was not worse by more than {margin:.0f} points {every} ({span(gaps_plain)}), ")
-    text += (f"and the residual net of its depth trained better {every}, by {span(gaps_fix)}. " if residual_fixes
-             else f"and the residual net of its depth was not better by more than {margin:.0f} points {every} "
-             f"({span(gaps_fix)}). ")  # fmt: skip
-    mean_gap = sum(gaps_res) / seeds
-    residual_ok = mean_gap <= spread
-    if mean_gap < 0:
-        text += f"The deeper residual net ended {-mean_gap:.1f} points below the shallower one on average."
-    elif residual_ok:
-        text += (f"The deeper residual net ended {mean_gap:.1f} points above the shallower one on average, within "
-                 f"the spread between seeds ({spread:.1f}).")  # fmt: skip
-    else:
-        text += (f"The deeper residual net ended {mean_gap:.1f} points above the shallower one on average, more "
-                 f"than the spread between seeds ({spread:.1f}): in this run depth cost the residual net too.")
-    holds = deeper_worse and residual_fixes and residual_ok
-    return Verdict(holds, ("Degradation shown: " if holds else "Not all of the effect shows in this run: ") + text)
+
+def _train_images(h: History, key: RunKey, given: int | None) -> int:
+    """The training images of ``h``'s last epoch: recorded by ``fit``, else ``given``; else a clear error."""
+    n = h.info.train_images if h.info.train_images is not None else given
+    if n is None:
+        raise ValueError(f"the training image count of {key} is not recorded (history.info.train_images is "
+                         f"None); pass train_images=, the number of images each epoch trained on")  # fmt: skip
+    return int(n)
