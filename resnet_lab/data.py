@@ -43,6 +43,7 @@ __all__ = [
     "prepare_fashion_mnist",
     "balanced_indices",
     "select_classes",
+    "validation_split",
     "FASHION_CLASSES",
     "CIFAR10_CLASSES",
     "DEBIAN_FASHION_DIR",
@@ -427,6 +428,29 @@ def select_classes(data: ImageSet, classes: list[str] | tuple[str, ...], per_cla
         labels.append(torch.full((len(idx),), new, dtype=torch.long))
     order = torch.cat(keep)
     return replace(data, images=data.images[order], labels=torch.cat(labels), classes=tuple(classes))
+
+
+def validation_split(data: ImageSet, size: int, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+    """``(rest, validation)``: ``size`` images held out of ``data`` for validation, as equal per class as
+    the data allow (:func:`balanced_indices`, chosen by ``seed``), and the other images, in their order.
+
+    For choices tuned on data (``benchmarks/tune_recipes.py``): candidates train on ``rest`` and are
+    compared on ``validation``, so the test set is used once, for the final report.
+    """
+    if not data.train:
+        raise ValueError(f"validation images are held out of a training set; {data.describe()} is a test set")
+    if not isinstance(size, int) or not 1 <= size < len(data):
+        raise ValueError(f"validation size must be an int from 1 to {len(data) - 1:,} (fewer than the "
+                         f"{len(data):,} images of {data.name}), got {size!r}")  # fmt: skip
+    held = balanced_indices(data.labels, size, len(data.classes), seed)
+    keep = torch.ones(len(data), dtype=torch.bool)
+    keep[held] = False
+    where = f"{data.origin}, " if data.origin else ""
+    rest = replace(data, images=data.images[keep], labels=data.labels[keep],
+                   origin=f"{where}less {size:,} validation images")
+    validation = replace(data, images=data.images[held], labels=data.labels[held],
+                         origin=f"{where}validation images held out (seed {seed})")
+    return rest, validation
 
 
 def resize_images(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
