@@ -11,6 +11,10 @@ One private builder, :class:`ResNet`, behind thin public constructors:
   same network built from :class:`PlainBlock` (no shortcuts, the paper's
   "plain" baselines) and ``preact=True`` for :class:`PreActBlock` (He et al.
   2016). Thin constructors ``resnet20/32/44/56/110``.
+* The pre-activation bottleneck nets of He et al. (2016) as their released
+  code builds them (``resnet-pre-act.lua`` in KaimingHe/resnet-1k-layers):
+  ``cifar_preact_bottleneck(depth)`` with depth = 9n + 2,
+  ``preact_resnet164`` and ``preact_resnet1001``.
 * ``d2l_resnet18``: the ResNet-18 of *Dive into Deep Learning* (biased
   convolutions, a projection shortcut without BN); ``cifar_resnet18``:
   ResNet-18 with a 3x3 stem and no max-pool, the usual CIFAR adaptation.
@@ -35,6 +39,7 @@ __all__ = [
     "BottleneckV1",
     "PlainBlock",
     "PreActBlock",
+    "PreActBottleneck",
     "ResNet",
     "ShortcutA",
     "CIFAR_DEPTHS",
@@ -50,6 +55,9 @@ __all__ = [
     "resnet44",
     "resnet56",
     "resnet110",
+    "cifar_preact_bottleneck",
+    "preact_resnet164",
+    "preact_resnet1001",
     "d2l_resnet18",
     "cifar_resnet18",
     "count_parameters",
@@ -198,15 +206,30 @@ class PreActBlock(nn.Module):
     """Pre-activation block (He et al. 2016, *Identity Mappings*): BN, ReLU, conv, BN, ReLU, conv; then add.
 
     Nothing follows the addition, so the identity path from block to block is
-    clean: x_{l+1} = x_l + F(x_l) holds exactly. ``downsample`` acts on the
-    block's input, as for :class:`BasicBlock`. Chapter "Beyond the original
-    ResNet" traces and trains it.
+    clean: x_{l+1} = x_l + F(x_l) holds exactly in every unit that keeps the
+    shape. Where the shortcut cannot be the identity, the first BN-ReLU comes
+    before the split and the shortcut takes its output, as in the authors'
+    released code (``resnet-pre-act.lua``: "common BN, ReLU" in the "Residual
+    Units for increasing dimensions"); the first unit after the stem does the
+    same (their section 4.1: "we adopt the first activation right after conv1
+    and before splitting into two paths").
+
+    ``preact_shortcut``: whether the shortcut (``downsample``, or the
+    identity) takes relu(bn1(x)) instead of x; by default, where there is a
+    ``downsample``. :class:`ResNet` sets it for every unit that changes the
+    shape and for the first unit after the stem.
     """
 
     expansion = 1
 
     def __init__(
-        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, bias: bool = False
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        bias: bool = False,
+        preact_shortcut: bool | None = None,
     ) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(inplanes)
@@ -215,15 +238,67 @@ class PreActBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv2 = conv3x3(planes, planes, bias=bias)
         self.downsample = downsample
+        self.preact_shortcut = downsample is not None if preact_shortcut is None else preact_shortcut
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.conv1(self.relu(self.bn1(x)))
+        pre = self.relu(self.bn1(x))
+        identity = pre if self.preact_shortcut else x
+        if self.downsample is not None:
+            identity = self.downsample(identity)
+        out = self.conv1(pre)
         out = self.conv2(self.relu(self.bn2(out)))
         return out + identity
 
+    def extra_repr(self) -> str:
+        return f"preact_shortcut={self.preact_shortcut}"
 
-Block = type[BasicBlock] | type[Bottleneck] | type[PlainBlock] | type[PreActBlock]
+
+class PreActBottleneck(nn.Module):
+    """The pre-activation bottleneck of He et al. (2016), as their released code builds it.
+
+    BN, ReLU, 1x1 (with the stride), BN, ReLU, 3x3, BN, ReLU, 1x1 expanding by
+    ``expansion`` = 4; then add. Where the shape changes, the shortcut is a
+    1x1 convolution without BN of the pre-activated input (``resnet-pre-act.lua``,
+    KaimingHe/resnet-1k-layers). ``preact_shortcut`` as for :class:`PreActBlock`.
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        bias: bool = False,
+        preact_shortcut: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(inplanes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv1 = conv1x1(inplanes, planes, stride, bias=bias)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, bias=bias)
+        self.bn3 = nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, planes * self.expansion, bias=bias)
+        self.downsample = downsample
+        self.preact_shortcut = downsample is not None if preact_shortcut is None else preact_shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.relu(self.bn1(x))
+        identity = pre if self.preact_shortcut else x
+        if self.downsample is not None:
+            identity = self.downsample(identity)
+        out = self.conv1(pre)
+        out = self.conv2(self.relu(self.bn2(out)))
+        out = self.conv3(self.relu(self.bn3(out)))
+        return out + identity
+
+    def extra_repr(self) -> str:
+        return f"preact_shortcut={self.preact_shortcut}"
+
+
+Block = type[BasicBlock] | type[Bottleneck] | type[PlainBlock] | type[PreActBlock] | type[PreActBottleneck]
 
 
 class ResNet(nn.Module):
@@ -231,7 +306,8 @@ class ResNet(nn.Module):
 
     Args:
         block: :class:`BasicBlock`, :class:`Bottleneck` (or :class:`BottleneckV1`),
-            :class:`PlainBlock` (no shortcuts) or :class:`PreActBlock`.
+            :class:`PlainBlock` (no shortcuts), :class:`PreActBlock` or
+            :class:`PreActBottleneck`.
         layers: blocks per stage, e.g. ``[2, 2, 2, 2]`` for ResNet-18.
         widths: ``planes`` of each stage, e.g. ``[64, 128, 256, 512]``.
         stem: ``"imagenet"`` (7x7/2 conv + 3x3/2 max-pool), ``"cifar"`` (3x3
@@ -247,7 +323,9 @@ class ResNet(nn.Module):
             torchvision's name).
 
     A pre-activation network has no BN-ReLU after the stem; it gets one after
-    the last stage instead (``final_norm``), as in He et al. (2016).
+    the last stage instead (``final_norm``), as in He et al. (2016). Its
+    first unit and every unit that changes the shape pre-activate before the
+    split, so their shortcut takes the BN-ReLU output (:class:`PreActBlock`).
     """
 
     def __init__(
@@ -283,7 +361,8 @@ class ResNet(nn.Module):
         self.shortcut = shortcut
         self._bias = bias
         self._projection_norm = projection_norm
-        preact = block is PreActBlock
+        preact = block in (PreActBlock, PreActBottleneck)
+        self._preact = preact
 
         self.inplanes = widths[0]
         if stem == "cifar":
@@ -299,7 +378,7 @@ class ResNet(nn.Module):
         self.num_stages = len(layers)
         for i, (blocks, planes) in enumerate(zip(layers, widths)):
             stride = 1 if i == 0 else 2
-            setattr(self, f"layer{i + 1}", self._make_layer(block, planes, blocks, stride))
+            setattr(self, f"layer{i + 1}", self._make_layer(block, planes, blocks, stride, first_stage=i == 0))
         out_planes = widths[-1] * block.expansion
         self.final_norm = nn.Sequential(nn.BatchNorm2d(out_planes), nn.ReLU(inplace=True)) if preact else None
         # Adaptive pooling: any input that survives the strides works. A fixed
@@ -315,7 +394,8 @@ class ResNet(nn.Module):
                 nn.init.constant_(m.bias, 0)
         if zero_init_residual:
             # The last BN of each residual branch: then F(x) = 0 and every block is the identity.
-            last_norm = {Bottleneck: "bn3", BottleneckV1: "bn3", BasicBlock: "bn2", PreActBlock: "bn2"}
+            last_norm = {Bottleneck: "bn3", BottleneckV1: "bn3", BasicBlock: "bn2", PreActBlock: "bn2",
+                         PreActBottleneck: "bn3"}  # fmt: skip
             if block not in last_norm:
                 raise ValueError(f"zero_init_residual needs residual blocks; {block.__name__} has no shortcut")
             for stage in self.stages():
@@ -331,12 +411,21 @@ class ResNet(nn.Module):
         conv = conv1x1(self.inplanes, planes_out, stride, bias=self._bias)
         return nn.Sequential(conv, nn.BatchNorm2d(planes_out)) if self._projection_norm else conv
 
-    def _make_layer(self, block: Block, planes: int, blocks: int, stride: int) -> nn.Sequential:
+    def _make_layer(self, block: Block, planes: int, blocks: int, stride: int,
+                    first_stage: bool = False) -> nn.Sequential:  # fmt: skip
         layers = []
         for b in range(blocks):
             s = stride if b == 0 else 1
             if block is PlainBlock:
                 layers.append(PlainBlock(self.inplanes, planes, s, bias=self._bias))
+            elif self._preact:
+                # He et al. (2016): BN-ReLU before the split in the first unit after the stem and in
+                # every unit that changes the shape; their shortcut takes the pre-activated input.
+                first = first_stage and b == 0
+                changes_shape = s != 1 or self.inplanes != planes * block.expansion
+                downsample = self._shortcut(planes * block.expansion, s)
+                layers.append(block(self.inplanes, planes, s, downsample, bias=self._bias,
+                                    preact_shortcut=first or changes_shape))  # fmt: skip
             else:
                 downsample = self._shortcut(planes * block.expansion, s)
                 layers.append(block(self.inplanes, planes, s, downsample, bias=self._bias))
@@ -484,6 +573,40 @@ def resnet56(**kwargs) -> ResNet:
 def resnet110(**kwargs) -> ResNet:
     """CIFAR ResNet-110: 1,727,962 parameters with option A (1.7M)."""
     return cifar_resnet(110, **kwargs)
+
+
+# --- Pre-activation bottleneck nets: He et al. 2016, as their released code builds them ----
+
+
+def cifar_preact_bottleneck(depth: int, *, in_channels: int = 3, num_classes: int = 10, **kwargs) -> ResNet:
+    """The pre-activation bottleneck ResNet of He et al. (2016) for CIFAR: depth = 9n + 2 (164, 1001).
+
+    As ``resnet-pre-act.lua`` (KaimingHe/resnet-1k-layers) builds it: a 3x3
+    convolution to 16 channels, three stages of n :class:`PreActBottleneck`
+    units with 64, 128 and 256 output channels (strides 1, 2, 2), a 1x1
+    projection without BN (of the pre-activated input) where the channels
+    grow, BN-ReLU after the last stage, average pooling and a linear layer;
+    no convolution has a bias. ``preact_resnet164`` and ``preact_resnet1001``
+    have 1,703,258 and 10,327,706 parameters; without BN's scale and shift,
+    1,679,034 and 10,178,490 (the paper's 1.7M and 10.2M, its Table 4).
+    """
+    if not isinstance(depth, int) or depth < 11 or (depth - 2) % 9 != 0:
+        raise ValueError(f"pre-activation bottleneck depth must be 9n + 2 (n >= 1), e.g. 164 or 1001; got {depth!r}")
+    n = (depth - 2) // 9
+    model = ResNet(PreActBottleneck, [n, n, n], (16, 32, 64), stem="cifar", shortcut="B", projection_norm=False,
+                   in_channels=in_channels, num_classes=num_classes, **kwargs)  # fmt: skip
+    return _named(model, f"CIFAR pre-act ResNet-{depth} (bottleneck)")
+
+
+def preact_resnet164(**kwargs) -> ResNet:
+    """He et al. (2016)'s pre-activation ResNet-164 for CIFAR: 1,703,258 parameters (the paper's 1.7M)."""
+    return cifar_preact_bottleneck(164, **kwargs)
+
+
+def preact_resnet1001(**kwargs) -> ResNet:
+    """He et al. (2016)'s pre-activation ResNet-1001 for CIFAR: 10,327,706 parameters (the paper's 10.2M
+    counts 10,178,490: without BN's scale and shift)."""
+    return cifar_preact_bottleneck(1001, **kwargs)
 
 
 # --- Other ResNet-18 variants used in the book ---------------------------------

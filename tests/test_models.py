@@ -102,6 +102,7 @@ def test_plain_block_is_the_basic_block_without_its_addition():
 def test_preact_block_adds_its_input_with_nothing_after():
     torch.manual_seed(0)
     block = M.PreActBlock(8, 8).eval()
+    assert block.preact_shortcut is False  # no downsample: the shortcut carries x itself
     x = torch.randn(2, 8, 6, 6)
     with torch.no_grad():
         branch = block.conv2(torch.relu(block.bn2(block.conv1(torch.relu(block.bn1(x))))))
@@ -109,13 +110,103 @@ def test_preact_block_adds_its_input_with_nothing_after():
         assert (block(x) < 0).any()  # no ReLU after the sum: negative outputs survive
 
 
+def _randomise_bn(model):
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    return model.eval()
+
+
+def _shortcut_inputs(model, x):
+    """{(stage, index): what the unit's shortcut received} for every unit with a downsample."""
+    seen = {}
+    for s, stage in enumerate(model.stages(), start=1):
+        for i, block in enumerate(stage):
+            if block.downsample is not None:
+                def keep(module, args, out, key=(s, i)):
+                    seen.setdefault(key, args[0].detach().clone())  # returns None: the output is unchanged
+
+                block.downsample.register_forward_hook(keep)
+    with torch.no_grad():
+        model(x)
+    return seen
+
+
+def test_preact_network_pre_activates_before_the_split_where_the_shape_changes_and_after_the_stem():
+    # He et al. (2016), resnet-pre-act.lua: "common BN, ReLU" before the split in the units for increasing
+    # dimensions; their section 4.1: the first unit's activation comes right after conv1, before the split.
+    torch.manual_seed(0)
+    model = _randomise_bn(M.cifar_resnet(14, preact=True))
+    flags = [[b.preact_shortcut for b in stage] for stage in model.stages()]
+    assert flags == [[True, False], [True, False], [True, False]]
+    x = torch.randn(2, 3, 16, 16)
+    inputs, seen = {}, _shortcut_inputs(model, x)
+    for s, stage in enumerate(model.stages(), start=1):
+        def keep_input(module, args, key=s):
+            inputs.setdefault(key, args[0].detach().clone())
+
+        stage[0].register_forward_pre_hook(keep_input)
+    with torch.no_grad():
+        model(x)
+        for s in (2, 3):
+            block = getattr(model, f"layer{s}")[0]
+            torch.testing.assert_close(seen[(s, 0)], torch.relu(block.bn1(inputs[s])))  # BN-ReLU output, not x
+        first = model.layer1[0]  # identity shortcut of the pre-activated input
+        branch = first.conv2(torch.relu(first.bn2(first.conv1(torch.relu(first.bn1(inputs[1]))))))
+        torch.testing.assert_close(first(inputs[1]), branch + torch.relu(first.bn1(inputs[1])))
+        second = model.layer1[1]  # an ordinary unit: the shortcut carries x
+        y = first(inputs[1])
+        branch = second.conv2(torch.relu(second.bn2(second.conv1(torch.relu(second.bn1(y))))))
+        torch.testing.assert_close(second(y), branch + y)
+
+
 def test_preact_network_has_bn_relu_after_the_last_stage_not_after_the_stem():
     model = M.cifar_resnet(20, preact=True)
     assert isinstance(model.bn1, nn.Identity) and isinstance(model.relu, nn.Identity)
     assert isinstance(model.final_norm[0], nn.BatchNorm2d) and model.final_norm[0].num_features == 64
+    assert isinstance(model.final_norm[1], nn.ReLU)
     assert model.arch == "CIFAR pre-act ResNet-20 (option A)"
     with pytest.raises(ValueError, match="plain=True or preact=True"):
         M.cifar_resnet(20, plain=True, preact=True)
+
+
+#: The pre-activation bottleneck nets of He et al. (2016) with every parameter, and without BN's scale and
+#: shift, counted by hand from resnet-pre-act.lua (KaimingHe/resnet-1k-layers; no conv biases, a biased
+#: linear layer): the paper's Table 4 says 1.7M and 10.2M, which the counts without BN round to.
+PREACT_BOTTLENECK_PARAMS = {164: (1_703_258, 1_679_034), 1001: (10_327_706, 10_178_490)}
+
+
+@pytest.mark.parametrize("depth", sorted(PREACT_BOTTLENECK_PARAMS))
+def test_preact_bottleneck_nets_have_the_authors_parameter_counts(depth):
+    model = getattr(M, f"preact_resnet{depth}")()
+    bn = sum(p.numel() for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters())
+    assert (M.count_parameters(model), M.count_parameters(model) - bn) == PREACT_BOTTLENECK_PARAMS[depth]
+    assert M.weighted_layers(model) == depth
+    assert round(M.count_parameters(model) - bn, -5) == {164: 1_700_000, 1001: 10_200_000}[depth]
+
+
+def test_preact_bottleneck_units_follow_the_released_code():
+    torch.manual_seed(0)
+    model = _randomise_bn(M.cifar_preact_bottleneck(20))  # n = 2
+    units = [b for s in model.stages() for b in s]
+    assert [b.preact_shortcut for b in units] == [True, False, True, False, True, False]
+    first = model.layer1[0]
+    assert first.conv1.stride == (1, 1) and first.conv3.out_channels == 64
+    assert isinstance(first.downsample, nn.Conv2d) and first.downsample.bias is None  # 1x1, no BN
+    assert model.layer2[0].conv1.stride == (2, 2) and model.layer2[0].conv2.stride == (1, 1)  # stride on the 1x1
+    assert all(c.bias is None for c in model.modules() if isinstance(c, nn.Conv2d)) and model.fc.bias is not None
+    x = torch.randn(2, 3, 16, 16)
+    seen = _shortcut_inputs(model, x)
+    with torch.no_grad():
+        stem = model.conv1(x)
+        torch.testing.assert_close(seen[(1, 0)], torch.relu(first.bn1(stem)))
+    assert model(x).shape == (2, 10)
+    with pytest.raises(ValueError, match="9n \\+ 2"):
+        M.cifar_preact_bottleneck(32)  # 6n + 2, a basic-block depth
 
 
 def test_resnet50_v1_moves_the_stride_to_the_first_1x1_and_costs_fewer_macs():
@@ -284,8 +375,10 @@ def test_zero_init_residual_makes_blocks_start_as_identity(preact):
     model = M.cifar_resnet(20, preact=preact, zero_init_residual=True).eval()
     x = torch.relu(torch.randn(1, 16, 8, 8))
     with torch.no_grad():
-        for block in model.layer1:
-            torch.testing.assert_close(block(x), x)
+        for i, block in enumerate(model.layer1):
+            # A pre-activation net's first unit passes on its pre-activated input, relu(bn1(x)).
+            expected = torch.relu(block.bn1(x)) if preact and i == 0 else x
+            torch.testing.assert_close(block(x), expected)
     with pytest.raises(ValueError, match="PlainBlock has no shortcut"):
         M.cifar_resnet(20, plain=True, zero_init_residual=True)
 

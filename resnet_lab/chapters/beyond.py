@@ -2,23 +2,33 @@
 
 * :func:`networks` and :func:`zero_init_networks` build the chapter's nets
   from its sizes; :func:`plan` enumerates them for the chapter box.
-
+* :func:`first_steps` and :func:`warmup_steps`: the first steps of training
+  with and without zero-initialised residual branches (Goyal et al. 2017),
+  shown without a verdict: a few dozen steps cannot test their claim.
 * :func:`delete_block` and :func:`lesion_study`: remove residual blocks from
   a trained network, one at a time and cumulatively, as in Veit et al.
   (2016): a residual block falls back to its shortcut; a plain block has
-  nothing to fall back on and becomes the identity.
-* :func:`loss_along_line` and :func:`loss_surface`: the loss between two
-  sets of weights, and on a 2-D slice spanned by filter-normalised random
-  directions (Li et al. 2018).
+  nothing to fall back on and becomes the identity. The order of the
+  cumulative deletions is set on training images, never on the test images
+  the errors are reported on.
+* :func:`loss_along_line` (Goodfellow et al. 2015) and :func:`loss_surface`:
+  the loss between two sets of weights, and on 2-D slices spanned by pairs of
+  filter-normalised random directions (Li et al. 2018).
 * :func:`identity_gap`: how far each block is from the identity, at
   initialisation with ``zero_init_residual`` (Goyal et al. 2017).
+* Verdicts (:func:`preact_verdict`, :func:`lesion_verdict`,
+  :func:`landscape_verdict`) are made of :class:`~resnet_lab.verdicts.Claim` s,
+  each with its rule and evidence.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -27,20 +37,42 @@ from torch import nn
 from .. import models as M
 from .. import sizes as S
 from ..history import RunKey
+from ..recipes import Recipe
 from ..sizes import PlannedRun, input_shape, split_size
-from ..verdicts import Runs, Verdict, as_lists, final_errors
+from ..train import lr_at
+from ..verdicts import (
+    NOT_SHOWN,
+    SHOWN,
+    UNDECIDED,
+    Claim,
+    Runs,
+    Verdict,
+    as_lists,
+    counts_claim,
+    final_errors,
+    mean_and_spread,
+    paired_claim,
+    proportions_claim,
+)
 
 __all__ = [
-    "Sizes", "SIZES", "networks", "zero_init_networks", "plan", "preact_verdict", "zero_init_verdict",
-    "lesion_verdict", "landscape_verdict", "deletable_blocks", "delete_block", "lesion_study", "identity_gap",
-    "filter_normalized_direction", "loss_along_line", "loss_surface", "batch_loss"
+    "Sizes", "SIZES", "networks", "zero_init_networks", "plan", "warmup_steps", "first_steps", "preact_verdict",
+    "lesion_verdict", "landscape_verdict", "paired_over_blocks_claim", "deletable_blocks", "delete_block",
+    "lesion_study", "identity_gap", "filter_normalized_direction", "line_alphas", "loss_along_line", "line_profile",
+    "loss_surface", "describe_surface", "batch_loss",
 ]  # fmt: skip
+
+#: How BatchNorm normalises when a loss is measured: with its running statistics (eval mode) or with
+#: each batch's own (training mode).
+Statistics = Literal["running", "batch"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class Sizes:
     """Post- and pre-activation and plain nets of ``depth`` on ``dataset``; zero-init's first epochs;
-    gradients at ``gradient_depth``; a loss landscape of ``landscape_points`` per side."""
+    gradients at ``gradient_depth``; loss landscapes of ``landscape_points`` per side for each of
+    ``landscape_pairs`` pairs of random directions, on ``landscape_images`` training images (which also
+    set the order of the lesion study's cumulative deletions)."""
 
     dataset: str = S.fixed()
     depth: int = S.fixed()
@@ -51,15 +83,18 @@ class Sizes:
     gradient_depth: int = S.fixed()
     landscape_points: int = S.points(at_most=3)  # a grid of loss evaluations per side
     landscape_images: int = S.images()
+    # Pairs of random directions, each a slice of landscape_points**2 losses; two at least, so that the
+    # slices can be compared. Three unless a profile says otherwise.
+    landscape_pairs: int = dataclasses.field(default=3, metadata=S.points(at_most=2).metadata)
 
 
 SIZES = {
     "smoke": Sizes(dataset="fashion_mnist", depth=8, train=256, test=128, epochs=1, zero_init_epochs=1,
-                   gradient_depth=20, landscape_points=3, landscape_images=64),
+                   gradient_depth=20, landscape_points=3, landscape_images=64, landscape_pairs=2),
     "cpu": Sizes(dataset="fashion_mnist", depth=32, train=2_000, test=1_000, epochs=10, zero_init_epochs=2,
-                 gradient_depth=110, landscape_points=11, landscape_images=256),
-    "gpu": Sizes(dataset="cifar10", depth=56, train=None, test=None, epochs=15, zero_init_epochs=2,
-                 gradient_depth=110, landscape_points=21, landscape_images=1_000),
+                 gradient_depth=110, landscape_points=9, landscape_images=128, landscape_pairs=3),
+    "gpu": Sizes(dataset="cifar10", depth=56, train=None, test=None, epochs=10, zero_init_epochs=2,
+                 gradient_depth=110, landscape_points=21, landscape_images=500),
     "paper": Sizes(dataset="cifar10", depth=110, train=None, test=None, epochs=164, zero_init_epochs=2,
                    gradient_depth=110, landscape_points=21, landscape_images=1_000),
 }  # fmt: skip
@@ -92,20 +127,52 @@ def zero_init_networks(sizes: Sizes,
 
 def plan(sizes: Sizes) -> list[PlannedRun]:
     """:func:`networks` for ``epochs``, :func:`zero_init_networks` for ``zero_init_epochs``, then the
-    test passes of the lesion study and the landscape's loss evaluations."""
+    evaluation passes of the lesion study and the landscapes."""
     shape = input_shape(sizes.dataset)
     train, test = split_size(sizes.train, sizes.dataset, True), split_size(sizes.test, sizes.dataset, False)
     runs = [PlannedRun(str(k), net, shape, train * sizes.epochs, test * sizes.epochs)
             for k, net in networks(sizes, shape[0]).items()]  # fmt: skip
     runs += [PlannedRun(str(k), net, shape, train * sizes.zero_init_epochs, test * sizes.zero_init_epochs)
              for k, net in zero_init_networks(sizes, shape[0]).items()]  # fmt: skip
-    blocks = 3 * (sizes.depth - 2) // 6
-    lesions = 2 * (blocks + blocks)  # one block at a time, then cumulative, for two nets
-    points_ = sizes.landscape_points
-    landscape = 2 * (points_**2 + points_) * sizes.landscape_images
     net = M.cifar_resnet(sizes.depth, in_channels=shape[0])
-    return runs + [PlannedRun("lesions and landscapes", net, shape, 0, lesions * test + landscape,
-                              runner="other")]
+    blocks, probe = len(deletable_blocks(net)), sizes.landscape_images
+    # Per net (residual and plain): intact, each block alone and the cumulative deletions on the test
+    # images; intact and each block alone on the probe's training images (the cumulative order).
+    lesions = 2 * ((2 * blocks + 1) * test + (blocks + 1) * probe)
+    # Per net: the line, every pair's p x p slice, and 4 corners with batch statistics.
+    p = sizes.landscape_points
+    landscape = 2 * (len(line_alphas(p)) + sizes.landscape_pairs * p**2 + 4) * probe
+    return runs + [PlannedRun("lesions and landscapes", net, shape, 0, lesions + landscape, runner="other")]
+
+
+# --- Zero-init: the first steps --------------------------------------------------------------
+
+
+def warmup_steps(recipe: Recipe, total_steps: int, steps_per_epoch: int) -> int:
+    """How many of ``total_steps`` run before the learning rate first reaches its peak, with the rates
+    :func:`resnet_lab.train.fit` uses for ``recipe`` (the one-cycle ramp, or ``warmup_epochs``)."""
+    if total_steps < 1 or steps_per_epoch < 1:
+        raise ValueError(f"total_steps and steps_per_epoch must be positive, got {total_steps} and {steps_per_epoch}")
+    warmup = round(recipe.warmup_epochs * steps_per_epoch)
+    rates = [lr_at(t, total_steps, recipe.lr, recipe.schedule, warmup) for t in range(total_steps)]
+    return rates.index(max(rates))
+
+
+def first_steps(runs: Runs, zero: RunKey | str, default: RunKey | str):
+    """The logged training loss of the two zero-init runs, one row per logged stretch of steps (a pandas
+    DataFrame indexed by the step that ends the stretch). A look at the first steps: no verdict."""
+    import pandas as pd
+
+    h0, h1 = (as_lists(runs)[k][0] for k in (zero, default))
+    s0, s1 = [p["step"] for p in h0.steps], [p["step"] for p in h1.steps]
+    if s0 != s1 or not s0:
+        raise ValueError(f"the two runs must log the same steps (same recipe, data and epochs); got {s0} and {s1}")
+    return pd.DataFrame({str(zero): [p["train_loss"] for p in h0.steps],
+                         str(default): [p["train_loss"] for p in h1.steps]},
+                        index=pd.Index(s0, name="step"))  # fmt: skip
+
+
+# --- Lesions -------------------------------------------------------------------------------
 
 
 def deletable_blocks(model: M.ResNet) -> list[tuple[int, int]]:
@@ -149,19 +216,36 @@ def _error(model: nn.Module, batches: Iterable) -> float:
     return wrong / n
 
 
-def lesion_study(model: M.ResNet, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, list]:
-    """Test error (fraction) of ``model``: intact, with each deletable block removed alone, and with the
-    k least harmful of them removed together (k = 1 ... all), the order set by the single deletions.
-    Returns ``{"blocks", "single", "order", "cumulative", "intact"}``."""
+def _images(batches: Sequence) -> int:
+    return sum(len(y) for _, y in batches)
+
+
+def lesion_study(model: M.ResNet, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], *,
+                 order_batches: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, object]:  # fmt: skip
+    """Error (fraction) of ``model`` on ``batches`` (the test images): intact, with each deletable block
+    removed alone, and with the first k blocks of an order removed together (k = 1 ... all).
+
+    The order is set without the test images: least harmful first, by the
+    error with each block removed alone on ``order_batches`` (training
+    images), ties by position. Returns ``{"blocks", "intact", "single",
+    "order_intact", "order_single", "order", "cumulative", "images",
+    "order_images"}``.
+    """
+    if not batches or not order_batches:
+        raise ValueError("lesion_study needs test batches and order batches (training images that set the order "
+                         "of the cumulative deletions); got an empty list")  # fmt: skip
     blocks = deletable_blocks(model)
-    single = [_error(delete_block(model, s, i), batches) for s, i in blocks]
-    order = [blocks[j] for j in sorted(range(len(blocks)), key=single.__getitem__)]
+    lesioned = [delete_block(model, s, i) for s, i in blocks]
+    single = [_error(m, batches) for m in lesioned]
+    order_single = [_error(m, order_batches) for m in lesioned]
+    order = [blocks[j] for j in sorted(range(len(blocks)), key=order_single.__getitem__)]
     cumulative, current = [], model
     for s, i in order:
         current = delete_block(current, s, i)
         cumulative.append(_error(current, batches))
-    return {"blocks": blocks, "single": single, "order": order, "cumulative": cumulative,
-            "intact": _error(model, batches)}
+    return {"blocks": blocks, "intact": _error(model, batches), "single": single,
+            "order_intact": _error(model, order_batches), "order_single": order_single, "order": order,
+            "cumulative": cumulative, "images": _images(batches), "order_images": _images(order_batches)}  # fmt: skip
 
 
 @torch.no_grad()
@@ -181,11 +265,34 @@ def identity_gap(model: M.ResNet, input_shape: tuple[int, int, int], seed: int =
     return gaps
 
 
-def batch_loss(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    """Mean cross-entropy over ``batches``, in eval mode, without gradients."""
-    with torch.no_grad(), M.evaluating(model):
-        total = sum(F.cross_entropy(model(x), y, reduction="sum").item() for x, y in batches)
-    return total / sum(len(y) for _, y in batches)
+# --- Loss landscapes ---------------------------------------------------------------------------
+
+
+def batch_loss(model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+               statistics: Statistics = "running") -> float:  # fmt: skip
+    """Mean cross-entropy over ``batches``, without gradients.
+
+    ``statistics="running"``: eval mode, every BatchNorm normalises with its
+    running mean and variance. ``"batch"``: BatchNorm normalises each batch
+    with the batch's own statistics (training mode), and its running
+    statistics are left as they were.
+    """
+    if statistics not in ("running", "batch"):
+        raise ValueError(f"statistics must be 'running' or 'batch', got {statistics!r}")
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [[b.clone() for b in m.buffers()] for m in norms]
+    was_training = model.training
+    model.train(statistics == "batch")
+    try:
+        with torch.no_grad():
+            total = sum(F.cross_entropy(model(x), y, reduction="sum").item() for x, y in batches)
+    finally:
+        model.train(was_training)
+        with torch.no_grad():
+            for m, buffers in zip(norms, saved):
+                for b, old in zip(m.buffers(), buffers):
+                    b.copy_(old)
+    return total / _images(batches)
 
 
 def filter_normalized_direction(model: nn.Module, seed: int) -> list[torch.Tensor]:
@@ -216,14 +323,24 @@ def _with_offset(model: nn.Module, base: list[torch.Tensor], *steps: tuple[float
             p.copy_(base[i] + sum(a * d[i] for a, d in steps))
 
 
+def line_alphas(points: int, extend: float = 0.25) -> list[float]:
+    """The line's positions: ``points`` from 0 to 1 (both ends exactly), and as many more at the same
+    spacing as fit within ``extend`` before 0 and after 1."""
+    if points < 2 or extend < 0:
+        raise ValueError(f"need points >= 2 and extend >= 0, got points={points!r}, extend={extend!r}")
+    k = int(extend * (points - 1) + 1e-9)
+    return [i / (points - 1) for i in range(-k, points + k)]
+
+
 def loss_along_line(model: nn.Module, start: nn.Module, batches: list, points: int = 21,
                     extend: float = 0.25) -> tuple[list[float], list[float]]:  # fmt: skip
     """Loss on ``batches`` along the straight line from ``start``'s weights (alpha = 0) to ``model``'s
-    (alpha = 1), from ``-extend`` to ``1 + extend``. BN statistics are ``model``'s throughout."""
+    (alpha = 1), at :func:`line_alphas` ``(points, extend)``: the method of Goodfellow et al. (2015). BN
+    running statistics are ``model``'s throughout, so at alpha = 0 the loss is not ``start``'s own."""
     probe = copy.deepcopy(model)
     end = [p.detach().clone() for p in model.parameters()]
     delta = [e - s.detach() for e, s in zip(end, start.parameters())]
-    alphas = torch.linspace(-extend, 1 + extend, points).tolist()
+    alphas = line_alphas(points, extend)
     losses = []
     for a in alphas:
         _with_offset(probe, end, (a - 1.0, delta))
@@ -231,10 +348,22 @@ def loss_along_line(model: nn.Module, start: nn.Module, batches: list, points: i
     return alphas, losses
 
 
-def loss_surface(model: nn.Module, batches: list, points: int = 11, span: float = 1.0,
-                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def line_profile(alphas: Sequence[float], losses: Sequence[float]) -> dict[str, float | int]:
+    """What the line from initialisation shows, between alpha = 0 and 1: the loss at both ends, the
+    highest loss between them, and at how many of the ``steps`` from point to point the loss went up."""
+    inside = [loss for a, loss in zip(alphas, losses) if -1e-9 <= a <= 1 + 1e-9]
+    if len(inside) < 2:
+        raise ValueError(f"the line needs points at alpha = 0 and 1; got alphas {list(alphas)}")
+    return {"start": inside[0], "end": inside[-1], "highest": max(inside),
+            "rises": sum(b > a for a, b in zip(inside, inside[1:])), "steps": len(inside) - 1}  # fmt: skip
+
+
+def loss_surface(model: nn.Module, batches: list, points: int = 11, span: float = 1.0, seed: int = 0,
+                 statistics: Statistics = "running") -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """Loss on a ``points`` x ``points`` grid around ``model``'s weights, along two filter-normalised
-    random directions, each coordinate from ``-span`` to ``span``. Returns (coordinates, losses)."""
+    random directions (seeds ``seed`` and ``seed + 1``), each coordinate from ``-span`` to ``span``.
+    Returns (coordinates, losses), ``losses[j, i]`` at (coords[i], coords[j]). ``statistics``: see
+    :func:`batch_loss` (the running statistics are the trained weights', wherever the grid moves them)."""
     probe = copy.deepcopy(model)
     base = [p.detach().clone() for p in model.parameters()]
     d1, d2 = filter_normalized_direction(model, seed), filter_normalized_direction(model, seed + 1)
@@ -243,83 +372,210 @@ def loss_surface(model: nn.Module, batches: list, points: int = 11, span: float 
     for i, a in enumerate(coords.tolist()):
         for j, b in enumerate(coords.tolist()):
             _with_offset(probe, base, (a, d1), (b, d2))
-            losses[j, i] = batch_loss(probe, batches)
+            losses[j, i] = batch_loss(probe, batches, statistics)
     return coords, losses
+
+
+def describe_surface(losses: torch.Tensor) -> dict[str, float | int]:
+    """A square grid of losses (:func:`loss_surface`): the loss at the centre (the trained weights), the
+    median loss along the grid's edge, their ratio, and the local minima of the grid other than the
+    centre (points lower than all their neighbours)."""
+    if losses.dim() != 2 or losses.shape[0] != losses.shape[1] or losses.shape[0] < 3 or losses.shape[0] % 2 == 0:
+        raise ValueError(f"expected a square grid with an odd side of at least 3 (a centre), got {tuple(losses.shape)}")
+    n = losses.shape[0]
+    padded = F.pad(losses[None, None], (1, 1, 1, 1), value=float("inf"))[0, 0]
+    neighbours = torch.stack([padded[1 + dy : 1 + dy + n, 1 + dx : 1 + dx + n] for dy in (-1, 0, 1)
+                              for dx in (-1, 0, 1) if dy or dx])  # fmt: skip
+    is_min = losses < neighbours.min(0).values
+    centre = losses[n // 2, n // 2].item()
+    edge = torch.cat([losses[0], losses[-1], losses[1:-1, 0], losses[1:-1, -1]]).median().item()
+    return {"centre": centre, "edge": edge, "rise": edge / max(centre, 1e-12),
+            "minima": int(is_min.sum().item()) - int(is_min[n // 2, n // 2].item())}  # fmt: skip
 
 
 # --- Verdicts ------------------------------------------------------------------------------
 
 
-def preact_verdict(runs: Runs, post: str, pre: str) -> Verdict:
-    """Post- against pre-activation nets trained with the same recipe (one seed: no spread measured)."""
+def preact_verdict(runs: Runs, post: RunKey | str, pre: RunKey | str, test_images: int | None = None) -> Verdict:
+    """Claim: the pre-activation net reaches a higher test accuracy than the post-activation net trained
+    with the same recipe (He et al. 2016). One seed each: :func:`~resnet_lab.verdicts.proportions_claim`
+    on the ``test_images`` images (default: the count the runs recorded); several seeds:
+    :func:`~resnet_lab.verdicts.paired_claim` on the per-seed accuracies."""
+    hs = as_lists(runs)
+    if len(hs[pre]) != len(hs[post]):
+        raise ValueError(f"need one run per seed on each side, got {len(hs[pre])} and {len(hs[post])}")
+    acc = {k: [1 - h.final.test_error for h in hs[k]] for k in (pre, post)}
+    name = f"{pre} reaches a higher test accuracy than {post}"
+    what = f"{pre} - {post} test accuracy"
+    seeds = len(hs[pre])
+    if seeds == 1:
+        n = test_images if test_images is not None else hs[pre][0].info.test_images
+        if not n:
+            raise ValueError("one seed: the rule needs the number of test images; the runs recorded none, so pass "
+                             "test_images=len(test_set)")  # fmt: skip
+        claim = proportions_claim(name, acc[pre][0], n, acc[post][0], n, what=what)
+    else:
+        claim = paired_claim(name, [100 * a for a in acc[pre]], [100 * a for a in acc[post]], what=what)
     tr, te = final_errors(runs, "train"), final_errors(runs, "test")
-    diff = te[post][0] - te[pre][0]
-    text = (f"{pre} ended with {te[pre][0]:.1f}% test error ({tr[pre][0]:.1f}% training), {post} with "
-            f"{te[post][0]:.1f}% ({tr[post][0]:.1f}% training): pre-activation {'lower' if diff > 0 else 'higher'} "
-            f"by {abs(diff):.1f} points in this run.")  # fmt: skip
-    if te[pre][2] == 1:
-        text += " One seed each, so a difference of a point or two may be the seed's, not the block's."
-    return Verdict(diff > 0, text)
+    d_test, d_train = te[pre][0] - te[post][0], tr[pre][0] - tr[post][0]
+    gap = {k: te[k][0] - tr[k][0] for k in (pre, post)}
+    means = f" (means over {seeds} seeds)" if seeds > 1 else ""
+    text = (f"{pre} ended with {te[pre][0]:.1f}% test error and {tr[pre][0]:.1f}% training error, {post} with "
+            f"{te[post][0]:.1f}% and {tr[post][0]:.1f}%{means}. ")  # fmt: skip
+    epochs = len(hs[pre][0].records)
+    if round(d_test, 1) == 0 or round(d_train, 1) == 0:
+        text += (f"Test minus training error: {gap[pre]:.1f} points for {pre}, {gap[post]:.1f} for {post}; with one "
+                 f"of the differences under 0.1 point, there is no direction to compare.")  # fmt: skip
+    elif d_test * d_train > 0:
+        worse, better = (pre, post) if d_test > 0 else (post, pre)
+        text += (f"{worse} also ended with the higher training error, by {abs(d_train):.1f} points (test: "
+                 f"{abs(d_test):.1f}): after {epochs} epoch{'s' if epochs != 1 else ''} it had fitted its "
+                 f"training images less well. ")  # fmt: skip
+        if gap[worse] <= gap[better]:
+            text += (f"Its test minus training error, {gap[worse]:.1f} points, is no larger than {better}'s "
+                     f"({gap[better]:.1f}): in this run the difference on the test images comes with one in "
+                     f"fitting the training images, not in generalising from them.")  # fmt: skip
+        else:
+            text += (f"Its test minus training error is also the larger, {gap[worse]:.1f} points against "
+                     f"{gap[better]:.1f} for {better}.")  # fmt: skip
+    else:
+        text += (f"The training errors differ the other way ({d_train:+.1f} points for {pre}), so the net that "
+                 f"fitted its training images better tested worse: test minus training error {gap[pre]:.1f} "
+                 f"points for {pre}, {gap[post]:.1f} for {post}.")  # fmt: skip
+    return Verdict([claim], text)
 
 
-def zero_init_verdict(runs: Runs, zero: str, default: str) -> Verdict:
-    """The first epochs with and without zero-initialised residual branches: training loss per epoch, and
-    the highest loss of any logged stretch of steps (where an unstable start shows)."""
-    h0, h1 = (as_lists(runs)[n][0] for n in (zero, default))
-    first = [(r0.train_loss, r1.train_loss) for r0, r1 in zip(h0.records, h1.records)]
-    lower = sum(a < b for a, b in first)
-    losses = "; ".join(f"epoch {i + 1}: {a:.3f} vs {b:.3f}" for i, (a, b) in enumerate(first))
-    peak0, peak1 = (max(p["train_loss"] for p in h.steps) for h in (h0, h1))
-    text = (f"Training loss with zero-initialised residual branches against the default initialisation, {losses}: "
-            f"zero-init was lower in {lower} of {len(first)} epochs. The highest loss over any logged stretch of "
-            f"steps was {peak0:.2f} with zero-init and {peak1:.2f} without.")  # fmt: skip
-    return Verdict(lower == len(first), text)
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
-def lesion_verdict(study: Mapping[str, Mapping[str, Sequence[float] | float]], residual: str, plain: str,
-                   chance: float = 0.9) -> Verdict:  # fmt: skip
-    """From two :func:`lesion_study` results: did the residual net degrade smoothly
-    when single blocks were deleted, and the plain net collapse?"""
+def _block_name(block: tuple[int, int]) -> str:
+    return f"layer{block[0]}[{block[1]}]"
+
+
+def paired_over_blocks_claim(name: str, a: Sequence[float], b: Sequence[float], *, what: str = "a - b",
+                             unit: str = "points") -> Claim:  # fmt: skip
+    """Claim ``a > b`` from one value per block on each side, the blocks in the same order (the same
+    position in two nets of one depth): the rule of :func:`~resnet_lab.verdicts.paired_claim`, over
+    blocks instead of seeds. Shown when every block's difference is positive and their mean is larger
+    than their sample standard deviation; not shown when the same holds the other way; else undecided.
+    One block is undecided (no spread)."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"need one value per block on each side, got {len(a)} and {len(b)}")
+    diffs = [x - y for x, y in zip(a, b)]
+    mean, sd = mean_and_spread(diffs)
+    evidence = {f"{what} per block ({unit})": [round(d, 3) for d in diffs], "mean": mean, "sd": sd,
+                "blocks": len(diffs)}  # fmt: skip
+    if len(diffs) == 1:
+        return Claim(name, UNDECIDED, "one block: a paired rule needs two or more (no spread).", evidence)
+    rule = (f"paired over {len(diffs)} blocks: shown if every block's {what} > 0 and mean > sd; not shown if "
+            f"every one < 0 and -mean > sd; else undecided.")  # fmt: skip
+    if all(d > 0 for d in diffs) and mean > sd:
+        status = SHOWN
+    elif all(d < 0 for d in diffs) and -mean > sd:
+        status = NOT_SHOWN
+    else:
+        status = UNDECIDED
+    return Claim(name, status, rule, evidence)
+
+
+def _rises_beyond_noise(result: Mapping, z: float) -> list[bool]:
+    """Per block: is the error with it deleted above the intact error by more than ``z`` standard errors
+    of a difference of two proportions (:func:`~resnet_lab.verdicts.proportions_claim`)?"""
+    n = int(result["images"])
+    return [proportions_claim("", e, n, result["intact"], n, z=z).status == SHOWN for e in result["single"]]
+
+
+def lesion_verdict(study: Mapping[RunKey | str, Mapping], residual: RunKey | str, plain: RunKey | str,
+                   chance: float = 0.9, z: float = 2.0) -> Verdict:  # fmt: skip
+    """From two :func:`lesion_study` results on the same test images (nets of one depth). Two claims:
+
+    * deleting one block raises the plain net's test error more than the
+      residual net's: :func:`paired_over_blocks_claim` on the rises, block by
+      block;
+    * Veit et al.'s: no single deletion raises the residual net's test error
+      by more than ``z`` standard errors of a difference of two proportions
+      (a rise within that is what "barely changes" can mean on these images;
+      this rule has no undecided case).
+
+    The text gives both nets' worst single deletions and the cumulative end.
+    """
     r, p = study[residual], study[plain]
+    if r["blocks"] != p["blocks"]:
+        raise ValueError(f"the two nets must have the same deletable blocks, got {r['blocks']} and {p['blocks']}")
     r_rise = [100 * (e - r["intact"]) for e in r["single"]]
     p_rise = [100 * (e - p["intact"]) for e in p["single"]]
-    r_mean, p_mean = sum(r_rise) / len(r_rise), sum(p_rise) / len(p_rise)
-    p_worst = 100 * max(p["single"])
-    text = (f"Deleting one block at a time raised {residual}'s test error by {r_mean:.1f} points on average "
-            f"(at most {max(r_rise):.1f}, from {100 * r['intact']:.1f}%), and {plain}'s by {p_mean:.1f} points "
-            f"(at most {max(p_rise):.1f}, from {100 * p['intact']:.1f}%; chance is {100 * chance:.0f}%).")  # fmt: skip
-    holds = r_mean * 3 < p_mean
-    text += (" The residual net degraded smoothly and the plain net did not." if holds else
-             " This run does not show a clear contrast (the residual net's average rise is not under a third of "
-             "the plain net's).")  # fmt: skip
-    return Verdict(holds, text + f" Worst single deletion in {plain}: {p_worst:.1f}% error.")
+    paired = paired_over_blocks_claim(f"one deleted block raises {plain}'s test error more than {residual}'s",
+                                      p_rise, r_rise, what=f"{plain} rise - {residual} rise")  # fmt: skip
+    beyond = {k: _rises_beyond_noise(study[k], z) for k in (residual, plain)}
+    n = int(r["images"])
+    worst = max(range(len(r_rise)), key=r_rise.__getitem__)
+    veit = Claim(
+        f"no single deletion raises {residual}'s test error by more than {z:g} standard errors (Veit et al.)",
+        SHOWN if not any(beyond[residual]) else NOT_SHOWN,
+        f"each deletion against the intact net on the same {n:,} test images: a rise counts when it exceeds {z:g} "
+        f"standard errors of a difference of two proportions (unpooled); shown if none does, not shown otherwise.",
+        {"deletions beyond": sum(beyond[residual]), "deletions": len(r_rise),
+         "worst block": _block_name(r["blocks"][worst]), "worst rise (points)": r_rise[worst],
+         "its standard error (points)": 100 * math.sqrt(sum(e * (1 - e) / n
+                                                            for e in (r["single"][worst], r["intact"])))},
+    )  # fmt: skip
+
+    def worst_case(key: RunKey | str) -> str:
+        res = study[key]
+        j = max(range(len(res["single"])), key=res["single"].__getitem__)
+        k = len(res["single"])
+        return (f"{key}: intact {100 * res['intact']:.1f}%, one block deleted {100 * min(res['single']):.1f}% to "
+                f"{100 * res['single'][j]:.1f}% (worst: {_block_name(res['blocks'][j])}); {sum(beyond[key])} of {k} "
+                f"deletions raise the error by more than {z:g} standard errors; all {k} deleted together "
+                f"{100 * res['cumulative'][-1]:.1f}%")  # fmt: skip
+
+    text = (f"Test error on {n:,} images (chance is {100 * chance:.0f}%). {worst_case(residual)}. "
+            f"{worst_case(plain)}. The order of the cumulative deletions was set on {int(r['order_images']):,} "
+            f"training images.")  # fmt: skip
+    return Verdict([paired, veit], text)
 
 
-def landscape_verdict(surfaces: Mapping[str, object], residual: str, plain: str) -> Verdict:
-    """From two loss surfaces (:func:`loss_surface` losses): local minima on the grid
-    (other than the centre) and how far the loss rises from the centre to the grid's edge."""
-    import torch
+def landscape_verdict(surfaces: Mapping[RunKey | str, Sequence[torch.Tensor]], residual: RunKey | str,
+                      plain: RunKey | str) -> Verdict:  # fmt: skip
+    """From each net's loss surfaces (:func:`loss_surface` losses, one per pair of random directions, the
+    pairs drawn with the same seeds for both nets). Two claims, on the 2-D slices only:
 
-    def describe(losses: torch.Tensor) -> tuple[int, float, float]:
-        n = losses.shape[0]
-        padded = torch.nn.functional.pad(losses[None, None], (1, 1, 1, 1), value=float("inf"))[0, 0]
-        neighbours = torch.stack([padded[1 + dy : 1 + dy + n, 1 + dx : 1 + dx + n] for dy in (-1, 0, 1)
-                                  for dx in (-1, 0, 1) if dy or dx])  # fmt: skip
-        minima = (losses < neighbours.min(0).values).sum().item() - int(losses[n // 2, n // 2] <= losses.min())
-        edge = torch.cat([losses[0], losses[-1], losses[:, 0], losses[:, -1]]).median().item()
-        return int(minima), losses[n // 2, n // 2].item(), edge
-
-    r_min, r_centre, r_edge = describe(surfaces[residual])
-    p_min, p_centre, p_edge = describe(surfaces[plain])
-    text = (f"On the grid, {residual}'s loss rises from {r_centre:.2f} at the trained weights to a median "
-            f"{r_edge:.2f} at the edge ({r_edge / max(r_centre, 1e-6):.0f} times); {plain}'s rises from "
-            f"{p_centre:.2f} to {p_edge:.2f} ({p_edge / max(p_centre, 1e-6):.0f} times).")  # fmt: skip
-    steeper = p_edge / max(p_centre, 1e-6) > r_edge / max(r_centre, 1e-6)
-    if p_min > r_min:
-        minima = f" and shows more local minima ({p_min} against {r_min})"
-    elif p_min == r_min:
-        minima = f"; both show {p_min} local minima besides the centre"
+    * the plain net's loss rises more from the trained weights to the slice's
+      edge (median edge loss over centre loss): shown if it does for every
+      pair, not shown if it does for none, else undecided; one pair is
+      undecided;
+    * the plain net's slices show more local minima (besides the centre) than
+      the residual net's, summed over the pairs:
+      :func:`~resnet_lab.verdicts.counts_claim` (0 and 0 is undecided).
+    """
+    stats = {k: [describe_surface(s) for s in surfaces[k]] for k in (residual, plain)}
+    pairs = len(stats[residual])
+    if pairs != len(stats[plain]) or not pairs:
+        raise ValueError(f"need the same number of surfaces for both nets, got {pairs} and {len(stats[plain])}")
+    r_rise, p_rise = [s["rise"] for s in stats[residual]], [s["rise"] for s in stats[plain]]
+    evidence = {f"{residual} edge/centre per pair": r_rise, f"{plain} edge/centre per pair": p_rise, "pairs": pairs}
+    name = f"{plain}'s loss rises more from the trained weights to the slice's edge than {residual}'s"
+    if pairs == 1:
+        steeper = Claim(name, UNDECIDED, "one pair of directions: the rule needs two or more pairs to agree.", evidence)
     else:
-        minima = f", but shows fewer local minima ({p_min} against {r_min})"
-    text += f" The plain net's surface is {'the' if steeper else 'not the'} steeper{minima}."
-    return Verdict(steeper and p_min >= r_min, text)
+        higher = [b > a for a, b in zip(r_rise, p_rise)]
+        status = SHOWN if all(higher) else NOT_SHOWN if not any(higher) else UNDECIDED
+        steeper = Claim(name, status, f"over {pairs} pairs of random directions: shown if the plain net's "
+                        f"edge/centre ratio is the larger for every pair, not shown if for none, else undecided.",
+                        evidence)  # fmt: skip
+    minima = counts_claim(f"{plain}'s slices show more local minima than {residual}'s",
+                          sum(s["minima"] for s in stats[plain]), sum(s["minima"] for s in stats[residual]),
+                          what="local-minima count")  # fmt: skip
+
+    def described(key: RunKey | str) -> str:
+        st = stats[key]
+        edges, rises = [s["edge"] for s in st], [s["rise"] for s in st]
+        return (f"{key}'s loss rises from {st[0]['centre']:.2f} at the trained weights to a median "
+                f"{_num(min(edges))} to {_num(max(edges))} at the edge ({_num(min(rises))} to {_num(max(rises))} "
+                f"times)")  # fmt: skip
+
+    text = (f"Over {pairs} pairs of random directions, {described(residual)}; {described(plain)}. "
+            f"Local minima besides the centre, over all pairs: {sum(s['minima'] for s in stats[residual])} for "
+            f"{residual}, {sum(s['minima'] for s in stats[plain])} for {plain}.")  # fmt: skip
+    return Verdict([steeper, minima], text)

@@ -15,7 +15,8 @@ CHAPTER = "beyond"
 
 
 def reference_preact_block(inplanes: int, planes: int, stride: int) -> nn.Module:
-    """The exercise's PreActBlock: a 1x1 projection (no BN) of the block's input where the shape changes."""
+    """The exercise's PreActBlock: where the shape changes, BN-ReLU comes before the split and a 1x1
+    projection (no BN) takes its output, as in He et al.'s released code (``resnet-pre-act.lua``)."""
     changes = stride != 1 or inplanes != planes
     return M.PreActBlock(inplanes, planes, stride, M.conv1x1(inplanes, planes, stride) if changes else None)
 
@@ -29,17 +30,19 @@ class _PostActOrder(M.PreActBlock):
     """Conv before BN (the 2015 order) with the pre-activation's parameter shapes: BN on the input side."""
 
     def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.conv1(self.bn1(x)))
+        pre = self.bn1(x)
+        identity = x if self.downsample is None else self.downsample(pre)
+        out = self.relu(self.conv1(pre))
         return self.conv2(self.relu(self.bn2(out))) + identity
 
 
-class _ShortcutFromActivation(M.PreActBlock):
+class _ShortcutFromInput(M.PreActBlock):
+    """The projection takes the block's input x instead of the pre-activated relu(bn1(x))."""
+
     def forward(self, x):
-        pre = self.relu(self.bn1(x))
-        identity = x if self.downsample is None else self.downsample(pre)
-        out = self.conv2(self.relu(self.bn2(self.conv1(pre))))
-        return out + identity
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.conv1(self.relu(self.bn1(x)))
+        return self.conv2(self.relu(self.bn2(out))) + identity
 
 
 def _preact(cls):
@@ -53,9 +56,10 @@ def _preact(cls):
 PREACT_MISTAKES = (
     Mistake("a ReLU follows the addition", _preact(_ReluAfterAdd),
             "In a pre-activation block nothing follows the addition: return out + shortcut."),
-    Mistake("the projection takes the pre-activated input relu(bn1(x)), not x", _preact(_ShortcutFromActivation),
-            "Some code does that; this exercise's reference projects the block's input x, so that the identity "
-            "path carries x itself."),
+    Mistake("the projection takes the block's input x, not the pre-activated relu(bn1(x))",
+            _preact(_ShortcutFromInput),
+            "Where the shape changes, He et al.'s code applies BN-ReLU before the split: pre = relu(bn1(x)); "
+            "the projection and conv1 both take pre."),
     Mistake("the ReLU is missing between bn1 and conv1", _preact(_PostActOrder),
             "Each half is BN, ReLU, conv: self.conv1(relu(self.bn1(x))), then self.conv2(relu(self.bn2(out)))."),
 )
@@ -63,13 +67,13 @@ PREACT_MISTAKES = (
 
 @exercise(CHAPTER, "A pre-activation block", "code")
 def preact_block(student: object) -> Feedback:
-    """A class ``(inplanes, planes, stride)``: BN, ReLU, conv3x3 (stride), BN, ReLU, conv3x3, plus x (or a 1x1
-    projection of x without BN where the shape changes); nothing after the addition."""
+    """A class ``(inplanes, planes, stride)``: pre = relu(bn1(x)), conv3x3 (stride), BN, ReLU, conv3x3, plus x;
+    where the shape changes, plus a 1x1 projection without BN of pre instead; nothing after the addition."""
     return check_module(
         student, reference_preact_block, [(16, 16, 1), (16, 32, 2)], lambda args: (2, args[0], 8, 8),
         "your pre-activation block", PREACT_MISTAKES,
-        hint="bn1 = BatchNorm2d(inplanes); out = conv1(relu(bn1(x))); out = conv2(relu(bn2(out))); "
-        "return out + shortcut(x).",
+        hint="bn1 = BatchNorm2d(inplanes); pre = relu(bn1(x)); out = conv2(relu(bn2(conv1(pre)))); "
+        "return out + x, or out + projection(pre) where the shape changes.",
     )  # fmt: skip
 
 
