@@ -95,9 +95,11 @@ QUIZZES: dict[str, list[dict]] = {
            ("Only the BatchNorm layers'", False, "BN-only tuning exists, but it is not a linear probe.")),
         _q("Why keep a frozen backbone's BatchNorm layers in eval mode?",
            ("So their running statistics stay the pretrained ones", True,
-            "Right: in training mode, every batch of the new task would overwrite them."),
+            "Right: in training mode, every batch of the new task would move them towards its own."),
            ("Because eval mode is faster", False, "Speed is not the reason; consistency of the features is."),
-           ("It makes no difference", False, "It does: the chapter measures it.")),
+           ("It makes no difference", False, "It changes the network: in training mode the running statistics "
+                                             "move towards the new task's, and the chapter prints how far, layer "
+                                             "by layer.")),
     ],
     "keras": [
         _q("PyTorch's BatchNorm momentum 0.1 corresponds to which Keras momentum?",

@@ -17,7 +17,13 @@
 
 * :func:`source_network`, :func:`target_networks` and :func:`flower_networks`
   build the chapter's nets from its sizes; :func:`plan` enumerates them for
-  the chapter box; :func:`transfer_verdict` reads the runs.
+  the chapter box, with every draw of the labelled images (:func:`draws_of`).
+* :func:`transfer_verdict` compares each way with training from scratch at
+  every label count: paired over the draws where there are several, two
+  standard errors on the test images where there is one.
+  :func:`batchnorm_verdict` compares the probe's BatchNorm in eval and in
+  training mode, and :func:`running_stat_drift` shows the mechanism: how far
+  training mode moves each layer's running statistics.
 
 Chapter "Transfer learning" runs all of it.
 """
@@ -28,6 +34,7 @@ import contextlib
 import copy
 import io
 import os
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,13 +46,14 @@ from torch import nn
 from .. import models as M
 from .. import sizes as S
 from ..data import ImageSet, data_root
-from ..history import RunKey
+from ..history import History, RunKey
 from ..recipes import TRANSFER
 from ..sizes import FULL, PlannedRun, input_shape, split_size
-from ..verdicts import Runs, Verdict, as_lists
+from ..verdicts import Claim, Runs, Verdict, as_lists, paired_claim, proportions_claim
 
-__all__ = ["Sizes", "SIZES", "source_network", "target_networks", "flower_networks", "plan", "transfer_verdict",
-           "SOURCE_CLASSES", "TARGET_CLASSES", "freeze_backbone", "replace_head", "trainable_parameters",
+__all__ = ["Sizes", "SIZES", "source_network", "target_networks", "draws_of", "draw_seed", "flower_networks", "plan",
+           "transfer_verdict", "versus_scratch", "batchnorm_verdict", "StatDrift", "running_stat_drift", "WAYS",
+           "BN_PROBE", "SOURCE_CLASSES", "TARGET_CLASSES", "freeze_backbone", "replace_head", "trainable_parameters",
            "imagenet_weights", "load_flowers102", "Preprocess", "predict_image", "epochs_for_steps",
            "pretrained_copy"]  # fmt: skip
 
@@ -53,28 +61,38 @@ __all__ = ["Sizes", "SIZES", "source_network", "target_networks", "flower_networ
 SOURCE_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat")
 TARGET_CLASSES = ("Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
+#: The three ways of training on the target task, and the extra probe with BatchNorm in training mode.
+WAYS = ("from scratch", "linear probe", "fine-tune")
+BN_PROBE = "probe, BN in training mode"
+
 
 @dataclass(frozen=True, kw_only=True)
 class Sizes:
     """A source task to pre-train on (``source_train`` images of the five source classes), few labels per
-    class on the target task, and (online) Flowers102 for ``flowers_epochs``."""
+    class on the target task, and (online) Flowers102 for ``flowers_epochs``.
+
+    ``draws``: how many times the labelled images are drawn at the fewest labels per class, each draw
+    with its own seed (which also initialises the new networks and orders the batches), so that the
+    verdict compares the ways draw by draw; the larger label counts are drawn once. A cap keeps two
+    draws, the fewest the paired comparison needs."""
 
     source_train: int | None = S.images()
     source_epochs: int = S.epochs()
     labels_per_class: tuple[int, ...] = S.fixed()
+    draws: int = S.points(at_most=2)
     target_test: int | None = S.images()
     target_steps: int = S.steps()
     flowers_epochs: int = S.epochs()
 
 
 SIZES = {
-    "smoke": Sizes(source_train=500, source_epochs=1, labels_per_class=(2, 5), target_test=250, target_steps=5,
+    "smoke": Sizes(source_train=500, source_epochs=1, labels_per_class=(2, 5), draws=2, target_test=250, target_steps=5,
                    flowers_epochs=0),
-    "cpu": Sizes(source_train=10_000, source_epochs=3, labels_per_class=(10, 50, 250), target_test=2_000,
+    "cpu": Sizes(source_train=10_000, source_epochs=3, labels_per_class=(10, 50, 250), draws=3, target_test=2_000,
                  target_steps=150, flowers_epochs=0),
-    "gpu": Sizes(source_train=None, source_epochs=5, labels_per_class=(10, 50, 250), target_test=None,
+    "gpu": Sizes(source_train=None, source_epochs=5, labels_per_class=(10, 50, 250), draws=3, target_test=None,
                  target_steps=400, flowers_epochs=15),
-    "paper": Sizes(source_train=None, source_epochs=15, labels_per_class=(10, 50, 250), target_test=None,
+    "paper": Sizes(source_train=None, source_epochs=15, labels_per_class=(10, 50, 250), draws=3, target_test=None,
                    target_steps=400, flowers_epochs=30),
 }  # fmt: skip
 
@@ -91,12 +109,12 @@ def source_network() -> dict[RunKey, nn.Module]:
 
 
 def target_networks(pretrained: nn.Module, labels_per_class: int,
-                    fewest: bool) -> tuple[dict, dict]:
-    """The nets trained with ``labels_per_class`` labels per target
-    class: ``(with TRANSFER, with FINE_TUNE)``. From scratch and a
-    linear probe; at the ``fewest`` labels also a probe whose frozen
-    BatchNorm layers run in training mode; fine-tuning with the
-    backbone at a tenth of the head's rate."""
+                    bn_probe: bool) -> tuple[dict, dict]:
+    """The nets trained on one draw of ``labels_per_class`` labels
+    per target class: ``(with TRANSFER, with FINE_TUNE)``. From
+    scratch and a linear probe; with ``bn_probe`` also a probe whose
+    frozen BatchNorm layers run in training mode; fine-tuning with
+    the backbone at a tenth of the head's rate."""
     def key(way: str) -> RunKey:
         return RunKey(way, labels_per_class=labels_per_class)
 
@@ -106,11 +124,28 @@ def target_networks(pretrained: nn.Module, labels_per_class: int,
         key("linear probe"): freeze_backbone(
             pretrained_copy(pretrained, 5)),
     }
-    if fewest:
-        ways[key("probe, BN in training mode")] = freeze_backbone(
+    if bn_probe:
+        ways[key(BN_PROBE)] = freeze_backbone(
             pretrained_copy(pretrained, 5), bn_eval=False)
     tuned = {key("fine-tune"): pretrained_copy(pretrained, 5)}
     return ways, tuned  # fmt: skip
+
+
+def draws_of(sizes: Sizes, labels_per_class: int) -> range:
+    """The draws of labelled images trained at ``labels_per_class``: ``sizes.draws`` of them at the
+    fewest labels per class, one at every other count. The notebook and :func:`plan` both loop over it."""
+    if labels_per_class not in sizes.labels_per_class:
+        raise ValueError(f"labels_per_class={labels_per_class} is not one of the sizes' "
+                         f"{sizes.labels_per_class}")  # fmt: skip
+    if sizes.draws < 1:
+        raise ValueError(f"draws must be at least 1, got {sizes.draws}")
+    return range(sizes.draws if labels_per_class == min(sizes.labels_per_class) else 1)
+
+
+def draw_seed(labels_per_class: int, draw: int) -> int:
+    """The seed of one draw: it picks the labelled images, initialises the new networks and orders the
+    batches. Draw 0 uses ``labels_per_class`` itself; each further draw adds 1000."""
+    return labels_per_class + 1000 * draw
 
 
 def flower_networks(imagenet: nn.Module) -> tuple[dict, dict]:
@@ -122,8 +157,9 @@ def flower_networks(imagenet: nn.Module) -> tuple[dict, dict]:
 
 
 def plan(sizes: Sizes) -> list[PlannedRun]:
-    """The source run, every target run (each for the epochs that give ``target_steps`` steps, tested
-    once at the end) and, where ``flowers_epochs`` is set, the three Flowers102 runs (tested every epoch)."""
+    """The source run, every target run (each draw of :func:`draws_of`, each for the epochs that give
+    ``target_steps`` steps, tested once at the end; the BatchNorm probe on the first draw at the fewest
+    labels only) and, where ``flowers_epochs`` is set, the three Flowers102 runs (tested every epoch)."""
     shape = input_shape("fashion_mnist")
     per_source = _PER_CLASS[0] if sizes.source_train is None else sizes.source_train // 5
     source_images = 5 * per_source  # the notebook selects source_train // 5 per class
@@ -133,9 +169,10 @@ def plan(sizes: Sizes) -> list[PlannedRun]:
     runs = [PlannedRun(str(key), pretrained, shape, source_images * sizes.source_epochs,
                        source_test * sizes.source_epochs)]  # fmt: skip
     for k in sizes.labels_per_class:
-        ways, tuned = target_networks(pretrained, k, k == min(sizes.labels_per_class))
         epochs_k = epochs_for_steps(5 * k, TRANSFER.batch_size, sizes.target_steps)
-        runs += [PlannedRun(str(key), net, shape, 5 * k * epochs_k, test) for key, net in (ways | tuned).items()]
+        for draw in draws_of(sizes, k):
+            ways, tuned = target_networks(pretrained, k, bn_probe=k == min(sizes.labels_per_class) and draw == 0)
+            runs += [PlannedRun(str(key), net, shape, 5 * k * epochs_k, test) for key, net in (ways | tuned).items()]
     if sizes.flowers_epochs:
         train, test = split_size(None, "flowers102", True), split_size(None, "flowers102", False)
         ways, tuned = flower_networks(M.resnet18())
@@ -297,26 +334,154 @@ def pretrained_copy(model: nn.Module, num_classes: int) -> nn.Module:
     return replace_head(copy.deepcopy(model), num_classes)
 
 
-def transfer_verdict(runs: Runs, margin: float = 2.0) -> Verdict:
-    """Did pretrained features help at few labels? Keys are ``RunKey(way, labels_per_class=k)`` with the
-    ways ``from scratch``, ``linear probe`` and ``fine-tune``; compares test accuracies at the fewest labels."""
-    acc: dict[str, dict[int, float]] = {}
+def _by_way(runs: Runs) -> dict[str, dict[int, list[History]]]:
+    """``{way: {labels per class: [history per draw]}}``; a clear error for a key that is not a way's."""
+    out: dict[str, dict[int, list[History]]] = {}
     for key, hs in as_lists(runs).items():
         if not isinstance(key, RunKey) or key.labels_per_class is None:
             raise ValueError(f"run {str(key)!r} is not keyed RunKey(way, labels_per_class=k)")
-        acc.setdefault(key.kind, {})[key.labels_per_class] = 100 * (1 - hs[0].final.test_error)
-    missing = {"from scratch", "linear probe", "fine-tune"} - acc.keys()
+        for h in hs:
+            if not h.records or h.final.test_error is None:
+                raise ValueError(f"run {key} has no test error: train it with a test set")
+        out.setdefault(key.kind, {})[key.labels_per_class] = hs
+    return out
+
+
+def _accuracy(h: History) -> float:
+    """Final test accuracy of a run, in percent."""
+    return 100 * (1 - h.final.test_error)
+
+
+def _test_images(key: str, h: History) -> int:
+    if h.info.test_images is None:
+        raise ValueError(f"run {key} does not record how many images it was tested on (info.test_images); "
+                         "histories from train_all do")  # fmt: skip
+    return h.info.test_images
+
+
+def versus_scratch(way: str, k: int, mine: Sequence[History], scratch: Sequence[History]) -> Claim:
+    """Claim: ``way`` is more accurate than training from scratch with ``k`` labels per class. Several
+    draws: paired over the draws (:func:`~resnet_lab.verdicts.paired_claim`, the draws in the same order
+    on both sides). One draw: the two test accuracies against two standard errors of their difference
+    (:func:`~resnet_lab.verdicts.proportions_claim`), which covers the sampling of the test images, not
+    the draw of the labelled ones."""
+    name = f"{way} beats from scratch, {k}/class"
+    if len(mine) != len(scratch):
+        raise ValueError(f"{way} has {len(mine)} draws at {k}/class but from scratch has {len(scratch)}: "
+                         "train every way on the same draws")  # fmt: skip
+    what = f"{way} - from scratch"
+    if len(mine) > 1:
+        return paired_claim(name, [_accuracy(h) for h in mine], [_accuracy(h) for h in scratch], what=what,
+                            over="draw")
+    a, b = mine[0], scratch[0]
+    return proportions_claim(name, _accuracy(a) / 100, _test_images(way, a), _accuracy(b) / 100,
+                             _test_images("from scratch", b), what=what)  # fmt: skip
+
+
+def transfer_verdict(runs: Runs) -> Verdict:
+    """Did reusing the pretrained network beat training from scratch? One claim per way of reusing it
+    (fine-tuning, the linear probe) and per number of labels per class, each against training from
+    scratch (:func:`versus_scratch`: paired over the draws where there are several, else two standard
+    errors on the test images).
+
+    Keys are ``RunKey(way, labels_per_class=k)`` for the ways of :data:`WAYS`, each with one history per
+    draw of the labelled images (the draws in the same order for every way); other ways (the
+    BatchNorm probe) are left to :func:`batchnorm_verdict`. The text gives every accuracy, says where
+    the probe and fine-tuning sit against training from scratch, and compares the probe's training
+    error with from scratch's at the most labels.
+    """
+    by_way = _by_way(runs)
+    missing = set(WAYS) - by_way.keys()
     if missing:
         raise ValueError(f"runs for {sorted(missing)} are missing")
-    k, most = min(acc["from scratch"]), max(acc["from scratch"])
-    scratch = acc["from scratch"][k]
-    best_way = max(("linear probe", "fine-tune"), key=lambda w: acc[w][k])
-    gain = acc[best_way][k] - scratch
-    at_most = ", ".join(f"{w} {acc[w][most]:.1f}%" for w in ("from scratch", "linear probe", "fine-tune"))
-    text = (f"With {k} labels per class, training from scratch reached {scratch:.1f}% test accuracy, the linear "
-            f"probe {acc['linear probe'][k]:.1f}% and fine-tuning {acc['fine-tune'][k]:.1f}%: {best_way} "
-            f"{'gained' if gain >= 0 else 'lost'} {abs(gain):.1f} points against no transfer. With {most} labels "
-            f"per class: {at_most}.")  # fmt: skip
-    if gain < margin:
-        text += f" That is less than the {margin:.0f} points this verdict asks of a benefit."
-    return Verdict(gain >= margin, text)
+    ks = sorted(by_way["from scratch"])
+    for way in WAYS:
+        if sorted(by_way[way]) != ks:
+            raise ValueError(f"{way} was trained at {sorted(by_way[way])} labels per class, from scratch at {ks}")
+    claims = [versus_scratch(way, k, by_way[way][k], by_way["from scratch"][k])
+              for k in ks for way in ("fine-tune", "linear probe")]  # fmt: skip
+
+    def mean(way: str, k: int) -> float:
+        return statistics.fmean(_accuracy(h) for h in by_way[way][k])
+
+    def draws(k: int) -> str:
+        n = len(by_way["from scratch"][k])
+        return f" (means of {n} draws of the labelled images)" if n > 1 else ""
+
+    rows = "; ".join(f"{k}/class {' / '.join(f'{mean(w, k):.1f}' for w in WAYS)}%{draws(k)}" for k in ks)
+    text = f"Test accuracy, from scratch / linear probe / fine-tune: {rows}."
+    for way in ("linear probe", "fine-tune"):
+        below = [k for k in ks if mean(way, k) < mean("from scratch", k)]
+        where = ("at every label count" if len(below) == len(ks) else "at no label count" if not below
+                 else "with " + ", ".join(map(str, below)) + " labels per class")  # fmt: skip
+        text += f" {way.capitalize()} is below training from scratch {where}."
+    fewest, most = ks[0], ks[-1]
+    if most != fewest:
+        gain = {w: mean(w, most) - mean(w, fewest) for w in ("from scratch", "linear probe")}
+        text += (f" From {fewest} to {most} labels per class the linear probe gains {gain['linear probe']:.1f} "
+                 f"points, training from scratch {gain['from scratch']:.1f}.")  # fmt: skip
+    train = {w: statistics.fmean(100 * h.final.train_error for h in by_way[w][most])
+             for w in ("from scratch", "linear probe")}  # fmt: skip
+    fits = "less well than" if train["linear probe"] > train["from scratch"] else "as well as or better than"
+    text += (f" With {most} labels per class the probe fits its own labelled images {fits} the network trained "
+             f"from scratch (training error {train['linear probe']:.1f}% against {train['from scratch']:.1f}%). "
+             "A claim below is shown or not shown only where its rule finds the difference larger than the "
+             "noise.")  # fmt: skip
+    return Verdict(claims, text)
+
+
+def batchnorm_verdict(runs: Runs) -> Verdict:
+    """Did the linear probe with its frozen BatchNorm layers in eval mode beat the same probe with them in
+    training mode? Compares the first draw of each at the labels the BatchNorm probe was trained with
+    (one draw: two standard errors of the difference of the two test accuracies, which covers the test
+    images only, not the draw of the labelled images or the seed)."""
+    by_way = _by_way(runs)
+    if BN_PROBE not in by_way or "linear probe" not in by_way:
+        raise ValueError(f"runs for {BN_PROBE!r} and 'linear probe' are needed")
+    k = min(by_way[BN_PROBE])
+    if k not in by_way["linear probe"]:
+        raise ValueError(f"no linear probe was trained with {k} labels per class")
+    frozen, moving = by_way["linear probe"][k][0], by_way[BN_PROBE][k][0]
+    claim = proportions_claim(f"eval-mode BN beats training-mode BN, {k}/class", _accuracy(frozen) / 100,
+                              _test_images("linear probe", frozen), _accuracy(moving) / 100,
+                              _test_images(BN_PROBE, moving), what="eval mode - training mode")  # fmt: skip
+    text = (f"Linear probe with {k} labels per class, one draw: {_accuracy(frozen):.1f}% test accuracy with the "
+            f"frozen BatchNorm layers in eval mode, {_accuracy(moving):.1f}% with them in training mode.")  # fmt: skip
+    return Verdict([claim], text)
+
+
+@dataclass(frozen=True)
+class StatDrift:
+    """How far one BatchNorm layer's running statistics moved from the pretrained network's.
+
+    ``mean_shift``: the mean over channels of ``|mean' - mean| / sqrt(var + eps)``, how far the layer's
+    output moves for the same input, in units of the pretrained standard deviation. ``var_change``: the
+    mean over channels of ``|var' - var| / (var + eps)``, the relative change of the running variance.
+    """
+
+    layer: str
+    mean_shift: float
+    var_change: float
+
+
+@torch.no_grad()
+def running_stat_drift(before: nn.Module, after: nn.Module) -> list[StatDrift]:
+    """Per BatchNorm layer (in module order), how far ``after``'s running statistics are from
+    ``before``'s: the mechanism by which BatchNorm in training mode changes a frozen backbone. Zero for
+    every layer of a probe whose frozen BatchNorm stayed in eval mode."""
+    mine = {n: m for n, m in before.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    theirs = {n: m for n, m in after.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    if not mine or mine.keys() != theirs.keys():
+        raise ValueError(f"the two networks must have the same BatchNorm layers; got {len(mine)} "
+                         f"({sorted(mine)[:3]}...) and {len(theirs)} ({sorted(theirs)[:3]}...)")  # fmt: skip
+    out = []
+    for name, bn in mine.items():
+        other = theirs[name]
+        if bn.running_mean is None or other.running_mean is None:
+            raise ValueError(f"BatchNorm layer {name} keeps no running statistics (track_running_stats=False)")
+        mean, var = bn.running_mean.float().cpu(), bn.running_var.float().cpu()
+        mean2, var2 = other.running_mean.float().cpu(), other.running_var.float().cpu()
+        shift = ((mean2 - mean).abs() / (var + bn.eps).sqrt()).mean().item()
+        change = ((var2 - var).abs() / (var + bn.eps)).mean().item()
+        out.append(StatDrift(name, shift, change))
+    return out
