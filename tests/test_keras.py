@@ -63,3 +63,58 @@ def test_keras_fit_trains_and_reports_per_epoch():
     history = K.keras_fit(model, LAPTOP.replace(batch_size=32), x, y, x[:32], y[:32], epochs=2, num_classes=4)
     assert len(history["loss"]) == 2 and history["loss"][1] < history["loss"][0]
     assert set(history) >= {"accuracy", "val_loss", "val_accuracy"}
+
+
+def test_momentum_rules_part_when_the_rate_changes():
+    # By hand, gradient 1 at both steps, momentum 0.9, from w = 0:
+    # PyTorch: b = 1, w = -0.1; b = 0.9 + 1 = 1.9, w = -0.1 - 0.01 * 1.9 = -0.119.
+    # Keras: v = -0.1, w = -0.1; v = -0.09 - 0.01 = -0.1, w = -0.2.
+    changing = ([1.0, 1.0], [0.1, 0.01])
+    assert K.momentum_rule("pytorch", *changing, 0.9) == pytest.approx([-0.1, -0.119])
+    assert K.momentum_rule("keras", *changing, 0.9) == pytest.approx([-0.1, -0.2])
+    constant = ([1.0, 1.0], [0.1, 0.1])  # both: -0.1, then -0.1 - 0.19 = -0.29
+    assert K.momentum_rule("pytorch", *constant, 0.9) == pytest.approx(K.momentum_rule("keras", *constant, 0.9))
+    assert K.momentum_rule("keras", *constant, 0.9)[-1] == pytest.approx(-0.29)
+    steady = ([1.0, 2.0, 3.0], [0.05] * 3)
+    assert K.momentum_rule("pytorch", *steady, 0.9, nesterov=True) == pytest.approx(
+        K.momentum_rule("keras", *steady, 0.9, nesterov=True))
+    with pytest.raises(ValueError, match="one rate per gradient"):
+        K.momentum_rule("keras", [1.0], [0.1, 0.1], 0.9)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+@pytest.mark.parametrize("framework", ["pytorch", "keras"])
+def test_the_real_optimisers_follow_the_written_rules(framework, nesterov):
+    grads, rates = [1.0, -2.0, 0.5], [0.1, 0.03, 0.01]
+    expected = K.momentum_rule(framework, grads, rates, 0.9, nesterov=nesterov, w0=0.3)
+    assert K.optimizer_steps(framework, grads, rates, 0.9, nesterov=nesterov, w0=0.3) == pytest.approx(expected,
+                                                                                                        abs=1e-6)
+    other = "keras" if framework == "pytorch" else "pytorch"
+    assert abs(K.momentum_rule(other, grads, rates, 0.9, nesterov=nesterov, w0=0.3)[-1] - expected[-1]) > 1e-2
+
+
+def test_batchnorm_moving_variance_biased_in_keras_unbiased_in_pytorch():
+    x = np.array([[0.0], [2.0]])  # biased variance 1, unbiased 2
+    running, moving = K.batchnorm_variance_step(x)
+    assert running == pytest.approx([0.9 + 0.1 * 2]) and moving == pytest.approx([0.9 + 0.1 * 1])
+    batch = np.random.default_rng(0).normal(3.0, 2.0, (16, 5))
+    running, moving = K.batchnorm_variance_step(batch)
+    assert running == pytest.approx(K.moving_variance(batch, unbiased=True), rel=1e-5)
+    assert moving == pytest.approx(K.moving_variance(batch, unbiased=False), rel=1e-5)
+    # the increments differ by n / (n - 1)
+    assert (running - 0.9) / (moving - 0.9) == pytest.approx(np.full(5, 16 / 15), rel=1e-4)
+
+
+def test_l2_of_half_the_decay_is_pytorch_weight_decay_and_keras_decay_is_decoupled():
+    # By hand, wd 0.1, rate 0.1, momentum 0.9, w = 1, data gradient 0:
+    # coupled: g = 0.1, w = 0.99; g = 0.099, b = 0.09 + 0.099 = 0.189, w = 0.99 - 0.0189 = 0.9711.
+    # decoupled: w = 1 - 0.1 * 0.1 * 1 = 0.99; w = 0.99 * 0.99 = 0.9801 (momentum sees no gradient).
+    steps = K.weight_decay_steps(0.1, 0.1, 0.9, 2)
+    torch_w, l2_w, decoupled_w = steps.values()
+    assert torch_w == pytest.approx([0.99, 0.9711], abs=1e-6) and l2_w == pytest.approx(torch_w, abs=1e-6)
+    assert decoupled_w == pytest.approx([0.99, 0.9801], abs=1e-6)
+
+
+def test_the_differences_table_has_the_training_rules():
+    assert {"weight decay", "SGD momentum", "BatchNorm moving variance"} <= {row[0] for row in K.DIFFERENCES}
+    assert all(len(row) == 4 for row in K.DIFFERENCES)

@@ -5,8 +5,14 @@ import; :func:`keras` does that (and refuses a Keras already running on
 another backend). :func:`keras_resnet` builds the CIFAR ResNet of
 :func:`resnet_lab.models.cifar_resnet` with ``keras.layers``, the way Keras
 tutorials write it; :func:`copy_weights` copies our weights into it, which
-takes every difference in :data:`DIFFERENCES` into account; chapter "The
-same ResNet in Keras" demonstrates each one and trains both
+bridges every difference in :data:`DIFFERENCES` that decides the outputs.
+Two differences are rules inside training that Keras offers no setting for:
+how SGD's momentum meets a changing learning rate (:func:`momentum_rule`,
+run by the real optimisers in :func:`optimizer_steps`) and which batch
+variance BatchNorm averages (:func:`moving_variance`,
+:func:`batchnorm_variance_step`); :func:`weight_decay_steps` shows why the
+book's Keras model uses an L2 penalty for PyTorch's weight decay. Chapter
+"The same ResNet in Keras" demonstrates each difference and trains both
 (:func:`networks` is the PyTorch side of that run, :func:`plan` the work of both).
 """
 
@@ -14,7 +20,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -29,7 +37,8 @@ from ..train import lr_at
 
 __all__ = [
     "Sizes", "SIZES", "networks", "plan", "keras", "keras_resnet", "copy_weights", "keras_input", "DIFFERENCES",
-    "torch_kernel_to_keras", "torch_momentum_to_keras", "keras_fit", "parameter_counts"
+    "torch_kernel_to_keras", "torch_momentum_to_keras", "keras_fit", "parameter_counts", "momentum_rule",
+    "optimizer_steps", "moving_variance", "batchnorm_variance_step", "weight_decay_steps"
 ]  # fmt: skip
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +86,12 @@ DIFFERENCES = [
      "compare trainable parameters"),
     ("weight decay", "SGD(weight_decay=wd): wd * w added to the gradient",
      "optimizer weight_decay: decoupled", "kernel_regularizer=L2(wd / 2)"),
+    ("SGD momentum", "buffer of gradients: b = m b + g; w -= lr b",
+     "velocity holds the rate: v = m v - lr g; w += v",
+     "none in keras.optimizers.SGD: equal at a constant rate, not when the rate changes per step"),
+    ("BatchNorm moving variance", "averages the unbiased batch variance (divides by n - 1)",
+     "averages the biased batch variance (divides by n)",
+     "none in BatchNormalization: a factor n / (n - 1), n = values per channel in a batch"),
 ]  # fmt: skip
 
 
@@ -231,3 +246,119 @@ def keras_fit(model, recipe: Recipe, x: np.ndarray, y: np.ndarray, x_test: np.nd
     history = model.fit(x, one_hot[y], batch_size=recipe.batch_size, epochs=epochs, shuffle=True, verbose=0,
                         validation_data=(x_test, one_hot[y_test]))  # fmt: skip
     return history.history
+
+
+Framework = Literal["pytorch", "keras"]
+
+
+def momentum_rule(rule: Framework, grads: Sequence[float], rates: Sequence[float], momentum: float, *,
+                  nesterov: bool = False, w0: float = 0.0) -> list[float]:  # fmt: skip
+    """A scalar weight after each SGD step with the given gradients and per-step rates, by the momentum
+    rule of ``rule``, written out (what :func:`optimizer_steps` checks against the real optimisers).
+
+    PyTorch keeps a buffer of gradients and applies the current rate to it: ``b = m b + g``,
+    ``w -= lr b`` (Nesterov: ``w -= lr (g + m b)``). Keras folds the rate into its velocity:
+    ``v = m v - lr g``, ``w += v`` (Nesterov: ``w += m v - lr g``). Then ``v = -lr b`` as long as the
+    rate is constant, so the two agree; when the rate changes, Keras' velocity still carries the
+    past rates and the weights part.
+    """
+    if rule not in ("pytorch", "keras"):
+        raise ValueError(f"rule must be 'pytorch' or 'keras', got {rule!r}")
+    if len(grads) != len(rates):
+        raise ValueError(f"need one rate per gradient, got {len(grads)} gradients and {len(rates)} rates")
+    w, buf, out = float(w0), 0.0, []
+    for g, lr in zip(grads, rates):
+        if rule == "pytorch":
+            buf = momentum * buf + g
+            w -= lr * (g + momentum * buf if nesterov else buf)
+        else:
+            buf = momentum * buf - lr * g
+            w += momentum * buf - lr * g if nesterov else buf
+        out.append(w)
+    return out
+
+
+def optimizer_steps(framework: Framework, grads: Sequence[float], rates: Sequence[float], momentum: float, *,
+                    nesterov: bool = False, w0: float = 0.0) -> list[float]:  # fmt: skip
+    """The same as :func:`momentum_rule`, run by the framework's own SGD: ``torch.optim.SGD`` or
+    ``keras.optimizers.SGD``, the rate set before each step (as a per-step schedule does)."""
+    if len(grads) != len(rates):
+        raise ValueError(f"need one rate per gradient, got {len(grads)} gradients and {len(rates)} rates")
+    out = []
+    if framework == "pytorch":
+        w = nn.Parameter(torch.tensor(float(w0), dtype=torch.float64))
+        opt = torch.optim.SGD([w], lr=rates[0] if rates else 0.1, momentum=momentum, nesterov=nesterov)
+        for g, lr in zip(grads, rates):
+            opt.param_groups[0]["lr"] = lr
+            w.grad = torch.tensor(float(g), dtype=torch.float64)
+            opt.step()
+            out.append(w.item())
+    elif framework == "keras":
+        k = keras()
+        w = k.Variable(float(w0), dtype="float64")
+        opt = k.optimizers.SGD(rates[0] if rates else 0.1, momentum=momentum, nesterov=nesterov)
+        for g, lr in zip(grads, rates):
+            opt.learning_rate = lr
+            opt.apply_gradients([(k.ops.convert_to_tensor(float(g), dtype="float64"), w)])
+            out.append(float(k.ops.convert_to_numpy(w.value)))
+    else:
+        raise ValueError(f"framework must be 'pytorch' or 'keras', got {framework!r}")
+    return out
+
+
+def moving_variance(x: np.ndarray, keras_momentum: float = 0.9, *, unbiased: bool,
+                    start: float = 1.0) -> np.ndarray:  # fmt: skip
+    """The moving variance per feature after one training step of BatchNorm on the batch ``x``
+    (N, features), from ``start``: ``keras_momentum * start + (1 - keras_momentum) * var``, with the
+    batch variance unbiased (divided by N - 1, PyTorch's ``running_var``) or biased (by N, Keras)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"x must be a batch (N, features) with N >= 2, got shape {x.shape}")
+    return keras_momentum * start + (1 - keras_momentum) * x.var(axis=0, ddof=1 if unbiased else 0)
+
+
+def batchnorm_variance_step(x: np.ndarray, torch_momentum: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """(PyTorch ``running_var``, Keras ``moving_variance``) after one training step of each framework's
+    BatchNorm on the same batch ``x`` (N, features), the two momenta set to average alike."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"x must be a batch (N, features) with N >= 2, got shape {x.shape}")
+    bn = nn.BatchNorm1d(x.shape[1], momentum=torch_momentum).train()
+    with torch.no_grad():
+        bn(torch.from_numpy(x))
+    k = keras()
+    kbn = k.layers.BatchNormalization(momentum=torch_momentum_to_keras(torch_momentum), epsilon=1e-5)
+    kbn(x, training=True)
+    return bn.running_var.numpy().copy(), np.asarray(k.ops.convert_to_numpy(kbn.moving_variance.value))
+
+
+def weight_decay_steps(weight_decay: float, rate: float, momentum: float, steps: int) -> dict[str, list[float]]:
+    """A single weight, starting at 1 with a loss whose gradient is 0, so only weight decay moves it,
+    after each of ``steps`` SGD steps three ways: PyTorch ``SGD(weight_decay=wd)``, Keras with
+    ``kernel_regularizer=L2(wd / 2)`` (the book's bridge) and Keras with the optimizer's
+    ``weight_decay=wd`` (decoupled: it shrinks the weight apart from the momentum)."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    lin = nn.Linear(1, 1, bias=False)
+    nn.init.ones_(lin.weight)
+    opt = torch.optim.SGD(lin.parameters(), lr=rate, momentum=momentum, weight_decay=weight_decay)
+    zeros = torch.zeros(1, 1)
+    out: dict[str, list[float]] = {"PyTorch SGD(weight_decay=wd)": []}
+    for _ in range(steps):
+        opt.zero_grad()
+        (lin(zeros) ** 2).mean().backward()  # gradient 0: the input is 0
+        opt.step()
+        out["PyTorch SGD(weight_decay=wd)"].append(lin.weight.item())
+    k = keras()
+    for name, l2, decoupled in (("Keras kernel_regularizer=L2(wd / 2)", weight_decay / 2, None),
+                                ("Keras SGD(weight_decay=wd)", None, weight_decay)):  # fmt: skip
+        layer = k.layers.Dense(1, use_bias=False, kernel_initializer="ones",
+                               kernel_regularizer=k.regularizers.L2(l2) if l2 else None)  # fmt: skip
+        model = k.Sequential([k.Input((1,)), layer])
+        model.compile(optimizer=k.optimizers.SGD(rate, momentum=momentum, weight_decay=decoupled), loss="mse")
+        x = np.zeros((1, 1), dtype="float32")
+        out[name] = []
+        for _ in range(steps):
+            model.train_on_batch(x, x)
+            out[name].append(float(np.asarray(k.ops.convert_to_numpy(layer.kernel.value)).ravel()[0]))
+    return out
