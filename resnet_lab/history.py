@@ -4,7 +4,8 @@
   labels per class), from which the display label is derived. Verdicts and
   tables read the fields, never parse the label back.
 * :class:`RunInfo`: the facts of one run (network, data, device, precision,
-  recipe, status, planned and measured time), written by
+  recipe, status, planned and measured time, the epochs trained and the
+  epochs asked for where a time budget shortened the schedule), written by
   :func:`resnet_lab.train.fit` and :func:`resnet_lab.runs.train_all`.
 * :class:`History`: per-epoch :class:`EpochRecord` s plus the training curve
   within epochs; saved inside every checkpoint.
@@ -69,6 +70,22 @@ class RunInfo:
     status: str | None = None
     planned_seconds: float | None = None
     wall_seconds: float | None = None
+    #: The epochs the caller asked for (``epochs`` is what was trained: fewer where the runner
+    #: shortened the schedule to the budget, :attr:`budget_seconds`, of the call).
+    requested_epochs: int | None = None
+    budget_seconds: float | None = None
+
+    @property
+    def shortened(self) -> bool:
+        """Whether the run trained fewer epochs than asked for (to keep a time budget)."""
+        return self.epochs is not None and self.requested_epochs is not None and self.epochs < self.requested_epochs
+
+    def schedule_note(self) -> str:
+        """``"trained 12 of the 20 planned epochs (shortened to the time budget)"`` for a shortened run, else
+        ``""``: what a verdict or a table says beside a shortened run's numbers."""
+        if not self.shortened:
+            return ""
+        return f"trained {self.epochs} of the {self.requested_epochs} planned epochs (shortened to the time budget)"
 
     def to_dict(self) -> dict:
         return asdict(self)

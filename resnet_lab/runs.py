@@ -8,6 +8,19 @@ and where its checkpoints go. Every network is checkpointed every epoch in a
 *run folder* (:func:`run_folder`), under a name that carries a fingerprint of
 network, data, recipe, epochs and profile; re-running the same cell after a
 disconnect resumes unfinished networks and loads finished ones.
+
+The runner also keeps a time budget. Under a profile with one (``gpu``: 15
+minutes per chapter, ``cpu``: 12), each call gets its share of its
+chapter's budget (:func:`resnet_lab.profiles.call_budget`); when the probe
+says the call would take longer, the runner says so before training and
+shortens the schedule to fit: fewer epochs, with the learning-rate schedule
+rescaled to them (``fit`` spreads the recipe's schedule over the epochs it
+is given), printing what it changed and what that costs. Every history
+records the epochs trained and the epochs asked for
+(:attr:`~resnet_lab.history.RunInfo.requested_epochs`). A run resumed after a
+disconnect keeps the schedule chosen when it started (its checkpoints carry
+the epochs in their fingerprint). ``RESNET_LAB_FULL_SCHEDULE=1``, or
+``full_schedule=True``, trains the full schedule anyway.
 """
 
 from __future__ import annotations
@@ -31,11 +44,12 @@ from . import settings
 from .data import ImageSet
 from .history import History, RunKey
 from .loader import DeviceLoader, for_recipe, for_testing
-from .profiles import Profile
+from .profiles import Budget, Profile, call_budget
 from .recipes import Recipe
 from .train import epochs_done, fit, make_optimizer, make_scaler, train_step
 
-__all__ = ["run_folder", "run_fingerprint", "run_slug", "probe", "Probe", "plan_line", "train_all", "COLAB_DRIVE"]
+__all__ = ["run_folder", "run_fingerprint", "run_slug", "probe", "Probe", "plan_line", "over_budget_line",
+           "fitting_epochs", "train_all", "COLAB_DRIVE"]
 
 #: Where Google Drive appears on Colab once mounted (``drive.mount("/content/drive")``).
 COLAB_DRIVE = Path("/content/drive/MyDrive")
@@ -128,14 +142,36 @@ def probe(model: nn.Module, loader: DeviceLoader, recipe: Recipe, steps: int = 1
 def plan_line(todo: int, finished: int, epochs: int, seconds: float, where: str, probe_steps: int,
               folder: Path | None) -> str:  # fmt: skip
     """One line before the work: what will run, for how long here, and where it is kept."""
-    minutes = seconds / 60
-    took = f"about {minutes:.0f} min" if minutes >= 1.5 else f"about {seconds:.0f} s"
-    parts = [f"{todo} network{'s' if todo != 1 else ''}, {epochs} epochs each, {took} on {where} "
+    parts = [f"{todo} network{'s' if todo != 1 else ''}, {epochs} epochs each, {_took(seconds)} on {where} "
              f"(from a {probe_steps}-step probe)"]  # fmt: skip
     if finished:
         parts.append(f"{finished} finished earlier, loaded instead of trained")
     parts.append(f"checkpoints in {folder}" if folder else "no checkpoints")
     return ", ".join(parts) + "."
+
+
+def _took(seconds: float) -> str:
+    minutes = seconds / 60
+    return f"about {minutes:.0f} min" if minutes >= 1.5 else f"about {seconds:.0f} s"
+
+
+def fitting_epochs(seconds_per_epoch: float, epochs: int, budget_seconds: float) -> int:
+    """The most epochs, at most ``epochs`` and at least 1, whose ``seconds_per_epoch`` fit ``budget_seconds``."""
+    if seconds_per_epoch <= 0:
+        return epochs
+    return max(1, min(epochs, int(budget_seconds // seconds_per_epoch)))
+
+
+def over_budget_line(todo: int, epochs: int, fitted: int, seconds: float, where: str, probe_steps: int,
+                     budget: Budget, schedule: str) -> str:  # fmt: skip
+    """What the runner says before it shortens a schedule: what would take how long, the budget it
+    keeps, what it changes, what that costs, and how to train the full schedule anyway."""
+    nets = f"{todo} network{'s' if todo != 1 else ''}"
+    return (f"Over budget: {nets} x {epochs} epochs would take {_took(seconds)} on {where} (from a "
+            f"{probe_steps}-step probe), more than {budget}. Shortened to {fitted} of {epochs} epochs: the "
+            f"learning-rate schedule ({schedule}) is spread over {fitted} epochs, and each network trains on "
+            f"{fitted / epochs:.0%} of the planned images, so expect higher errors than the full schedule's. "
+            f"Set RESNET_LAB_FULL_SCHEDULE=1 to train all {epochs} epochs.")
 
 
 def train_all(
@@ -154,6 +190,8 @@ def train_all(
     eval_every: int = 1,
     normalize: bool = True,
     progress: bool = False,
+    budget_s: float | None = None,
+    full_schedule: bool | None = None,
     say: Callable[[str], None] = print,
 ) -> dict[str, History]:
     """Train every network of ``nets`` with ``recipe`` on the same batches; returns their histories.
@@ -166,11 +204,17 @@ def train_all(
         probe_steps: steps per network in the speed probe before training (0: no probe, no plan;
             default: the profile's ``probe_steps``, else 10).
         eval_every: test every this many epochs (and after the last).
+        budget_s: seconds this call may take (default: its share of its chapter's budget under a
+            :class:`~resnet_lab.profiles.Profile` that has one; none for a profile given by name).
+            Kept only with a probe, which measures the speed the budget is checked against.
+        full_schedule: True trains all ``epochs`` whatever the budget (default:
+            ``RESNET_LAB_FULL_SCHEDULE``).
         say: where the plan and per-network lines go (``print`` by default).
 
     Each history's ``info`` (:class:`~resnet_lab.history.RunInfo`) gets the run's key, the data, the profile,
     ``status`` (trained, resumed from epoch k, or loaded), the planned and
-    the measured wall seconds (test passes included).
+    the measured wall seconds (test passes included), the epochs asked for and the budget kept
+    (``epochs`` is what was trained).
     """
     if not nets:
         raise ValueError("nets is empty: pass a dict of display name -> network")
@@ -180,26 +224,60 @@ def train_all(
     device = dev.resolve(device)
     train = for_recipe(recipe, train_set, device=device, seed=seed, normalize=normalize)
     test = for_testing(test_set, device=device, normalize=normalize) if test_set is not None else None
+    chosen = profile if isinstance(profile, Profile) else None
     if isinstance(profile, Profile):
         probe_steps = profile.probe_steps if probe_steps is None else probe_steps
         profile = profile.key
     probe_steps = 10 if probe_steps is None else probe_steps
     folder = None if runs is False else run_folder(None if runs in (None, True) else runs)
-    status, ckpts = {}, {}
-    for name, net in nets.items():
-        fingerprint = run_fingerprint(name, net, train_set, test_set, recipe, epochs, seed, profile)
-        ckpts[name] = None if folder is None else folder / f"{run_slug(str(name))}-{fingerprint}.pt"
-        done = epochs_done(ckpts[name])
-        status[name] = "trained" if done == 0 else "loaded" if done >= epochs else f"resumed from epoch {done}"
+    requested = epochs
+    full = settings.full_schedule() if full_schedule is None else full_schedule
+    budget = None
+    if probe_steps and not full:
+        if budget_s is not None:
+            budget = Budget(float(budget_s))
+        elif chosen is not None:
+            budget = call_budget(chosen, [(str(name), len(train_set) * epochs) for name in nets])
 
+    def checkpoints(e: int) -> dict:
+        """Each network's checkpoint for a schedule of ``e`` epochs (the epochs are in the fingerprint)."""
+        if folder is None:
+            return dict.fromkeys(nets)
+        return {name: folder / f"{run_slug(str(name))}-"
+                f"{run_fingerprint(name, net, train_set, test_set, recipe, e, seed, profile)}.pt"
+                for name, net in nets.items()}  # fmt: skip
+
+    ckpts = checkpoints(epochs)
+    decide = budget is not None and not any(p is not None and p.exists() for p in ckpts.values())
+    if decide and folder is not None:
+        # A run started earlier under a budget resumes with the schedule chosen then, whatever today's probe.
+        earlier = next((e for e in range(epochs - 1, 0, -1) if any(p.exists() for p in checkpoints(e).values())),
+                       None)  # fmt: skip
+        if earlier is not None:
+            epochs, ckpts, decide = earlier, checkpoints(earlier), False
+            say(f"Resuming the schedule chosen earlier to keep the time budget: {epochs} of {requested} epochs.")
+
+    def statuses() -> dict:
+        done = {name: epochs_done(ckpts[name]) for name in nets}
+        return {name: "trained" if d == 0 else "loaded" if d >= epochs else f"resumed from epoch {d}"
+                for name, d in done.items()}  # fmt: skip
+
+    status = statuses()
     plans = {}
     if probe_steps:
         todo = [n for n in nets if status[n] != "loaded"]
-        for name in todo:
-            p = probe(nets[name], train, recipe, probe_steps, device, precision)
-            left = epochs - epochs_done(ckpts[name])
-            tests = len(test_set) / eval_every if test_set is not None else 0
-            plans[name] = p.seconds(len(train_set), round(tests), left)
+        tests = len(test_set) / eval_every if test_set is not None else 0
+        per_epoch = {name: probe(nets[name], train, recipe, probe_steps, device, precision)
+                     .seconds(len(train_set), round(tests), 1) for name in todo}  # fmt: skip
+        if decide:
+            seconds = sum(per_epoch.values()) * epochs
+            fitted = fitting_epochs(sum(per_epoch.values()), epochs, budget.seconds)
+            if seconds > budget.seconds and fitted < epochs:
+                say(over_budget_line(len(todo), epochs, fitted, seconds, dev.describe(device), probe_steps, budget,
+                                     recipe.schedule))  # fmt: skip
+                epochs, ckpts = fitted, checkpoints(fitted)
+                status = statuses()
+        plans = {name: per_epoch[name] * (epochs - epochs_done(ckpts[name])) for name in todo}
         say(plan_line(len(todo), len(nets) - len(todo), epochs, sum(plans.values()), dev.describe(device),
                       probe_steps, folder) + (drive_advice(folder) if folder else ""))  # fmt: skip
 
@@ -215,6 +293,7 @@ def train_all(
         info.key, info.data, info.profile, info.status = RunKey.of(name), train_set.describe(), profile, status[name]
         info.test_data = test_set.describe() if test_set is not None else None
         info.planned_seconds, info.wall_seconds = plans.get(name), wall
+        info.requested_epochs, info.budget_seconds = requested, budget.seconds if budget is not None else None
         histories[name] = history
         say(_result_line(name, history, wall))
     return histories
@@ -225,7 +304,8 @@ def _result_line(name: RunKey | str, h: History, wall: float | None) -> str:
     test = f", test error {100 * f.test_error:.1f}%" if f.test_error is not None else ""
     how = h.info.status
     took = "from its checkpoint" if wall is None else f"in {wall:.0f} s"
-    return f"{name}: {how} {took}; final training error {100 * f.train_error:.1f}%{test}"
+    short = f" ({h.info.epochs} of {h.info.requested_epochs} epochs)" if h.info.shortened else ""
+    return f"{name}: {how} {took}{short}; final training error {100 * f.train_error:.1f}%{test}"
 
 
 def run_slug(name: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["VARIABLES", "profile_name", "runs_folder", "data_root", "cap", "transfer_mode"]
+__all__ = ["VARIABLES", "profile_name", "runs_folder", "data_root", "cap", "transfer_mode", "full_schedule"]
 
 #: Every variable, with what it does (the README's table).
 VARIABLES: dict[str, str] = {
@@ -21,6 +21,8 @@ VARIABLES: dict[str, str] = {
     "RESNET_LAB_RUNS": "the run folder for checkpoints (unset: Google Drive on Colab when mounted, else runs/)",
     "RESNET_LAB_DATA": "the data root (unset: ../data, as d2l does)",
     "RESNET_LAB_TRANSFER": "auto or offline: whether the transfer chapter may download ImageNet weights",
+    "RESNET_LAB_FULL_SCHEDULE": "1 to train every schedule in full even where the probe says a chapter would "
+                                "run past its profile's budget (unset or 0: the runner shortens it and says so)",
 }  # fmt: skip
 
 
@@ -72,3 +74,15 @@ def transfer_mode() -> str:
         raise ValueError(f"RESNET_LAB_TRANSFER must be one of {TRANSFER_MODES}, got {value!r}; "
                          "set it to offline to skip the download, or unset it")  # fmt: skip
     return value
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def full_schedule() -> bool:
+    """``$RESNET_LAB_FULL_SCHEDULE``: True to keep every schedule whole past the profile's time budget."""
+    value = (_get("RESNET_LAB_FULL_SCHEDULE") or "0").lower()
+    if value not in _TRUE + _FALSE:
+        raise ValueError(f"RESNET_LAB_FULL_SCHEDULE must be 1 (train every schedule in full) or 0 (shorten a "
+                         f"schedule to the profile's budget), got {value!r}; unset it for the default (0)")
+    return value in _TRUE

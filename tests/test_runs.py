@@ -131,6 +131,73 @@ def test_train_all_refuses_bad_input():
 
 
 
+def _slow_probe(monkeypatch, train_ips: float, test_ips: float = 1e9):
+    """Replace the probe by one that measures ``train_ips`` images per second (a slower or faster device
+    than planned), so that the budget decision is deterministic."""
+    monkeypatch.setattr(R, "probe", lambda *args, **kwargs: R.Probe(train_ips, test_ips))
+
+
+def test_a_probe_slower_than_the_budget_shortens_the_schedule_and_says_so(monkeypatch, tmp_path):
+    monkeypatch.delenv("RESNET_LAB_FULL_SCHEDULE", raising=False)
+    _slow_probe(monkeypatch, train_ips=64 / 10)  # 64 images per epoch: 10 s an epoch on this "device"
+    lines = []
+    hs = R.train_all(TINY, {"a": M.cifar_resnet(8, in_channels=1, num_classes=4)}, synthetic_set(64), None, 4,
+                     device="cpu", runs=tmp_path, budget_s=25, say=lines.append)  # fmt: skip
+    info = hs["a"].info
+    assert lines[0].startswith("Over budget: 1 network x 4 epochs would take about 40 s")
+    assert "Shortened to 2 of 4 epochs" in lines[0] and "RESNET_LAB_FULL_SCHEDULE=1" in lines[0]
+    assert lines[1].startswith("1 network, 2 epochs each, about 20 s")
+    assert (info.epochs, info.requested_epochs, info.budget_seconds, len(hs["a"])) == (2, 4, 25, 2)
+    assert info.shortened and info.schedule_note() == ("trained 2 of the 4 planned epochs (shortened to the time "
+                                                       "budget)")  # fmt: skip
+    assert "(2 of 4 epochs)" in lines[2]
+    # The schedule is spread over the 2 epochs: the step schedule ends at a hundredth of the rate.
+    assert hs["a"].final.lr == pytest.approx(TINY.lr / 100)
+
+
+def test_a_resumed_run_keeps_the_schedule_chosen_when_it_started(monkeypatch, tmp_path):
+    monkeypatch.delenv("RESNET_LAB_FULL_SCHEDULE", raising=False)
+    net = M.cifar_resnet(8, in_channels=1, num_classes=4)
+    _slow_probe(monkeypatch, train_ips=64 / 10)
+    R.train_all(TINY, {"a": net}, synthetic_set(64), None, 4, device="cpu", runs=tmp_path, budget_s=25,
+                say=lambda line: None)  # fmt: skip
+    _slow_probe(monkeypatch, train_ips=64 / 0.1)  # the next session's probe says the full schedule would fit
+    lines = []
+    hs = R.train_all(TINY, {"a": M.cifar_resnet(8, in_channels=1, num_classes=4)}, synthetic_set(64), None, 4,
+                     device="cpu", runs=tmp_path, budget_s=25, say=lines.append)  # fmt: skip
+    assert lines[0] == "Resuming the schedule chosen earlier to keep the time budget: 2 of 4 epochs."
+    assert hs["a"].info.status == "loaded" and (hs["a"].info.epochs, hs["a"].info.requested_epochs) == (2, 4)
+    assert len(list(tmp_path.glob("a-*.pt"))) == 1
+
+
+@pytest.mark.parametrize("how", ["environment", "argument"])
+def test_the_full_schedule_setting_keeps_every_epoch(monkeypatch, how):
+    _slow_probe(monkeypatch, train_ips=64 / 10)
+    monkeypatch.setenv("RESNET_LAB_FULL_SCHEDULE", "1" if how == "environment" else "0")
+    lines = []
+    hs = R.train_all(TINY, {"a": M.cifar_resnet(8, in_channels=1, num_classes=4)}, synthetic_set(64), None, 3,
+                     device="cpu", runs=False, budget_s=15, full_schedule=True if how == "argument" else None,
+                     say=lines.append)  # fmt: skip
+    assert lines[0].startswith("1 network, 3 epochs each, about 30 s") and not any("Over budget" in x for x in lines)
+    assert (hs["a"].info.epochs, hs["a"].info.requested_epochs, len(hs["a"])) == (3, 3, 3)
+    assert not hs["a"].info.shortened and hs["a"].info.schedule_note() == ""
+
+
+def test_a_chapter_call_gets_its_share_of_the_profiles_budget(monkeypatch):
+    """Under a profile with a budget, a call whose runs are in a chapter's plan is kept to its share."""
+    from resnet_lab.history import RunKey
+    from resnet_lab.profiles import PROFILES, Profile, call_budget
+
+    profile = Profile("gpu", "test", probe_steps=1, budget_minutes=15)
+    s = PROFILES["gpu"].sizes("cifar")
+    runs = [(str(RunKey("ResNet", d)), 50_000 * s.epochs) for d in s.depths]
+    budget = call_budget(profile, runs)
+    assert budget.chapter == "cifar" and budget.seconds == pytest.approx(15 * 60 * budget.share)
+    assert call_budget(profile, runs[:1]).seconds < budget.seconds  # one of the two networks: a smaller share
+    assert call_budget(profile, [("my own net", 1_000)]) is None  # not in any plan: no budget
+    assert call_budget(PROFILES["smoke"], runs) is None and call_budget(profile.capped(64, 1), runs) is None
+
+
 @pytest.mark.slow  # three fresh Pythons that import torch, one slowed down to be killed mid-run
 def test_rerun_after_a_disconnect_loads_finished_networks_and_resumes_the_rest(tmp_path):
     script = "resume_train_all.py"  # in tests/scripts

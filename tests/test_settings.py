@@ -64,12 +64,14 @@ def test_variables_are_read_when_called(monkeypatch, tmp_path):
     for name in settings.VARIABLES:
         monkeypatch.delenv(name, raising=False)
     assert (settings.profile_name(), settings.runs_folder(), settings.data_root(), settings.cap()) == (None,) * 4
-    assert settings.transfer_mode() == "auto"
+    assert settings.transfer_mode() == "auto" and settings.full_schedule() is False
     monkeypatch.setenv("RESNET_LAB_PROFILE", " GPU ")
     monkeypatch.setenv("RESNET_LAB_RUNS", str(tmp_path))
     monkeypatch.setenv("RESNET_LAB_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("RESNET_LAB_CAP", "64,1")
     monkeypatch.setenv("RESNET_LAB_TRANSFER", "offline")
+    monkeypatch.setenv("RESNET_LAB_FULL_SCHEDULE", "Yes")
+    assert settings.full_schedule() is True
     assert settings.profile_name() == "gpu" and settings.runs_folder() == tmp_path
     assert settings.data_root() == tmp_path / "data" and settings.cap() == (64, 1)
     assert settings.transfer_mode() == "offline"
@@ -79,3 +81,15 @@ def test_a_bad_transfer_mode_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("RESNET_LAB_TRANSFER", "sometimes")
     with pytest.raises(ValueError, match=r"RESNET_LAB_TRANSFER must be one of \('auto', 'offline'\), got 'sometimes'"):
         settings.transfer_mode()
+
+
+@pytest.mark.parametrize(("value", "full"), [("1", True), ("true", True), ("0", False), ("off", False), ("", False)])
+def test_full_schedule_reads_yes_and_no(monkeypatch, value, full):
+    monkeypatch.setenv("RESNET_LAB_FULL_SCHEDULE", value)
+    assert settings.full_schedule() is full
+
+
+def test_a_bad_full_schedule_value_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("RESNET_LAB_FULL_SCHEDULE", "always")
+    with pytest.raises(ValueError, match=r"RESNET_LAB_FULL_SCHEDULE must be 1 .* or 0 .*, got 'always'"):
+        settings.full_schedule()

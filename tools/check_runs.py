@@ -29,11 +29,15 @@ ONLINE_ONLY = ("Flowers102",)
 
 
 def checkpointed(folder: Path) -> Counter:
-    """(name as in the file name, images trained on) of every checkpoint in ``folder``."""
+    """(name as in the file name, images planned for it) of every checkpoint in ``folder``: its training
+    images times the epochs it was asked for (a run the time budget shortened trained fewer; the plan
+    lists what was asked)."""
     found: Counter = Counter()
     for path in folder.glob("*.pt"):
         history = json.loads(read_saved(path)["history"])
-        found[(path.stem.rsplit("-", 1)[0], history["info"]["train_images"] * len(history["records"]))] += 1
+        info = history["info"]
+        epochs = info.get("requested_epochs") or len(history["records"])
+        found[(path.stem.rsplit("-", 1)[0], info["train_images"] * epochs)] += 1
     return found
 
 
