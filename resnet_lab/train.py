@@ -85,8 +85,11 @@ def lr_at(step: int, total_steps: int, lr: float, schedule: str = "step", warmup
 
     ``step``: lr, then lr/10 from 50% and lr/100 from 75% of training (the
     paper's 32k/48k of 64k iterations, scaled). ``onecycle``: linear up from
-    lr/25 to lr over the first 25%, then cosine down to lr/1e4 (Smith & Topin
-    2019). ``cosine``: cosine to zero. ``warmup`` steps ramp linearly first
+    lr/25 to lr over the first 25%, then cosine down to lr/1e4. The idea of one
+    cycle up and down is Smith & Topin's (2019), whose 1cycle runs linearly both
+    ways and cycles momentum (0.95 to 0.85 and back); the /25 start and the cosine
+    descent follow PyTorch's ``OneCycleLR``, and the fixed momentum is the book's
+    choice. ``cosine``: cosine to zero. ``warmup`` steps ramp linearly first
     (step, cosine and constant schedules).
     """
     if schedule not in SCHEDULES:

@@ -44,6 +44,20 @@ def test_d2l_and_our_pipeline_train_the_same_images(tmp_path, monkeypatch):
     assert len(timing.ratios) == 2 and all(r > 0 for r in timing.ratios)
 
 
+def test_d2l_steps_are_marked_as_each_ends_like_ours():
+    """D2L's marks come after each update (as ours do), so both pipelines time the same steps."""
+    pytest.importorskip("d2l.torch")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    start = net[1].weight.detach().clone()
+    batches = [(torch.randn(5, 4), torch.randint(0, 3, (5,))) for _ in range(3)]
+    seen: list[bool] = []
+    model = D._d2l_classifier(net, lambda: seen.append(not torch.equal(net[1].weight, start)))
+    data = type("Data", (), {"train_dataloader": lambda self: batches, "val_dataloader": lambda self: None})()
+    D._d2l_trainer(1, torch.device("cpu")).fit(model, data)
+    assert seen == [True, True, True]  # one mark per step, the first already after its update
+
+
 def test_plain_epoch_learns():
     torch.manual_seed(0)
     model = M.cifar_resnet(8, in_channels=1, num_classes=4)

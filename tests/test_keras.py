@@ -115,6 +115,16 @@ def test_l2_of_half_the_decay_is_pytorch_weight_decay_and_keras_decay_is_decoupl
     assert decoupled_w == pytest.approx([0.99, 0.9801], abs=1e-6)
 
 
+def test_the_default_initialisations_differ_as_the_table_says():
+    torch.manual_seed(0)
+    conv = M.resnet20().layer3[0].conv2.weight  # 64 x 64 x 3 x 3: He-normal, fan_out = 64 * 9
+    assert conv.std().item() == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.05)
+    kernel = np.asarray(K.keras_resnet(20).get_layer("layer3_0_conv2").kernel.numpy())
+    bound = (6 / (2 * 64 * 9)) ** 0.5  # Glorot-uniform: fan_in = fan_out = 64 * 9
+    assert np.abs(kernel).max() <= bound and kernel.std() == pytest.approx(bound / 3**0.5, rel=0.05)
+    assert "initialisation" in {row[0] for row in K.DIFFERENCES}
+
+
 def test_the_differences_table_has_the_training_rules():
     assert {"weight decay", "SGD momentum", "BatchNorm moving variance"} <= {row[0] for row in K.DIFFERENCES}
     assert all(len(row) == 4 for row in K.DIFFERENCES)

@@ -16,7 +16,7 @@ from .. import models
 from .. import sizes as S
 from ..history import History, RunKey
 from ..sizes import PlannedRun, input_shape, split_size
-from ..verdicts import Runs, Verdict, as_lists, mean_and_spread, paired_claim, proportions_claim
+from ..verdicts import Runs, Verdict, as_lists, mean_and_spread, paired_claim, proportions_claim, schedule_notes
 
 __all__ = ["Sizes", "SIZES", "RESNET18", "networks", "left_out_networks", "plan", "comparison_verdict",
            "BIGGER_IS_BETTER"]  # fmt: skip
@@ -116,7 +116,7 @@ def comparison_verdict(runs: Runs, test_images: int | None = None) -> Verdict:
 
     seeds_text = f"mean ± sample standard deviation over {n_seeds} seeds" if n_seeds > 1 else "one seed each"
     text = f"Final test accuracy ({seeds_text}): {', '.join(pm(k) for k in lists)}."
-    return Verdict([claim], text)
+    return Verdict([claim], text + schedule_notes(runs))
 
 
 def _test_images(h: History, key: RunKey | str, given: int | None) -> int:

@@ -15,9 +15,17 @@ from torch import nn
 
 from .. import models
 from .. import sizes as S
-from ..history import History, RunKey
+from ..history import RunKey
 from ..sizes import PlannedRun, input_shape, split_size
-from ..verdicts import Runs, Verdict, as_lists, keys_of_kind, mean_and_spread, paired_claim, proportions_claim
+from ..verdicts import (
+    Runs,
+    Verdict,
+    as_lists,
+    keys_of_kind,
+    mean_and_spread,
+    paired_claim,
+    schedule_notes,
+)
 
 __all__ = ["Sizes", "SIZES", "KINDS", "networks", "plan", "degradation_verdict", "PLAIN_DEGRADES",
            "DEEPER_RESIDUAL_BETTER", "RESIDUAL_FIXES"]  # fmt: skip
@@ -75,7 +83,7 @@ def plan(sizes: Sizes) -> list[PlannedRun]:
             for _ in sizes.seeds for key, net in networks(sizes, shape[0]).items()]  # fmt: skip
 
 
-def degradation_verdict(runs: Runs, train_images: int | None = None) -> Verdict:
+def degradation_verdict(runs: Runs) -> Verdict:
     """Three claims about the final training errors of plain and residual nets (keys ``RunKey("plain", d)``
     and ``RunKey("residual", d)``, one history per seed, the seeds in the same order for every key), at
     the run's shallowest depth ``lo`` and deepest ``hi``:
@@ -85,10 +93,10 @@ def degradation_verdict(runs: Runs, train_images: int | None = None) -> Verdict:
       deeper ResNets end with lower training error, Fig. 6 middle, and lower test error, Table 6);
     * :data:`RESIDUAL_FIXES`: residual-``hi`` ends below plain-``hi``.
 
-    With two or more seeds each claim is a :func:`~resnet_lab.verdicts.paired_claim` over the per-seed
-    errors; with one seed a :func:`~resnet_lab.verdicts.proportions_claim` on the training images of each
-    run (``history.info.train_images``, else ``train_images``), which counts the sampling of the images
-    only, not the spread between seeds that one seed cannot measure.
+    Each claim is a :func:`~resnet_lab.verdicts.paired_claim` over the per-seed errors. With one seed
+    (the ``gpu`` and ``paper`` profiles) every claim is undecided: a training error is a running average
+    over the whole training set, not a sample of images, so a binomial standard error would not measure
+    its noise, and one seed measures no spread between seeds. Run two or more seeds to decide.
 
     The training error is ``final.train_error``: the last epoch's running error over the batches it
     trained on (augmented where the recipe augments), in training mode while the weights still moved;
@@ -118,11 +126,7 @@ def degradation_verdict(runs: Runs, train_images: int | None = None) -> Verdict:
     claims = []
     for name, a, b in pairs:
         what = f"{keys[a]} - {keys[b]} training error"
-        if n_seeds > 1:
-            claims.append(paired_claim(name, [100 * e for e in err[a]], [100 * e for e in err[b]], what=what))
-        else:
-            n_a, n_b = (_train_images(hs[kd][0], keys[kd], train_images) for kd in (a, b))
-            claims.append(proportions_claim(name, err[a][0], n_a, err[b][0], n_b, what=what))
+        claims.append(paired_claim(name, [100 * e for e in err[a]], [100 * e for e in err[b]], what=what))
 
     def pm(kd: tuple[str, int]) -> str:
         mean, sd = mean_and_spread([100 * e for e in err[kd]])
@@ -132,13 +136,4 @@ def degradation_verdict(runs: Runs, train_images: int | None = None) -> Verdict:
               else "one seed: the spread between seeds was not measured")  # fmt: skip
     text = (f"Final training error ({spread}): {', '.join(pm(kd) for kd in keys)}. Training error here is the "
             "last epoch's running error over its batches, in training mode.")  # fmt: skip
-    return Verdict(claims, text)
-
-
-def _train_images(h: History, key: RunKey, given: int | None) -> int:
-    """The training images of ``h``'s last epoch: recorded by ``fit``, else ``given``; else a clear error."""
-    n = h.info.train_images if h.info.train_images is not None else given
-    if n is None:
-        raise ValueError(f"the training image count of {key} is not recorded (history.info.train_images is "
-                         f"None); pass train_images=, the number of images each epoch trained on")  # fmt: skip
-    return int(n)
+    return Verdict(claims, text + schedule_notes(runs))

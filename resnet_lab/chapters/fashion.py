@@ -158,7 +158,8 @@ def _subset(dataset, size: int | None):
 
 def _d2l_classifier(net: nn.Module, on_step: Callable[[], None] | None = None):
     """``net`` as D2L's ``d2l.Classifier`` with D2L's rate; ``on_step`` is called as each training step
-    starts (its batch in hand), the progress board records points without drawing them."""
+    ends (right after the optimizer's update, by a step hook: D2L's ``Trainer`` has no hook of its own
+    there), the progress board records points without drawing them."""
     import d2l.torch as d2l
 
     class D2LResNet18(d2l.Classifier):
@@ -166,10 +167,11 @@ def _d2l_classifier(net: nn.Module, on_step: Callable[[], None] | None = None):
             super().__init__()
             self.lr, self.net = lr, net
 
-        def training_step(self, batch):
+        def configure_optimizers(self):
+            optimizer = super().configure_optimizers()
             if on_step is not None:
-                on_step()
-            return super().training_step(batch)
+                optimizer.register_step_post_hook(lambda *_: on_step())
+            return optimizer
 
     model = D2LResNet18(net, D2L.lr)
     model.board.display = False
@@ -351,8 +353,8 @@ def time_pipelines(net: nn.Module, steps: int, repeats: int, batch_size: int = D
     """D2L's pipeline against ours on D2L's recipe, by :func:`alternating_timing`: each stretch trains a
     fresh copy of ``net`` for ``steps`` + 1 steps of ``batch_size`` images (the same images for both),
     through D2L's ``DataLoader`` and ``Trainer`` or through our ``DeviceLoader`` and ``fit``; no test
-    pass, no plotting. D2L's steps are marked as each starts (its batch in hand), ours as each ends:
-    either way the time between marks is one whole step, getting its batch included."""
+    pass, no plotting. Both pipelines' steps are marked as each ends (after the optimizer's update), so
+    both time the same span: steps 2 to ``steps`` + 1, each getting its batch included."""
     if steps < 1 or batch_size < 1:
         raise ValueError(f"need at least one timed step of at least one image, got steps={steps}, "
                          f"batch_size={batch_size}")  # fmt: skip

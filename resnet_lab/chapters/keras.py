@@ -84,6 +84,10 @@ DIFFERENCES = [
      "'same': 0 before, 1 after (for even sizes)", "ZeroPadding2D(1) + padding='valid'"),
     ("parameter count", "parameters only", "counts BN's moving mean and variance too",
      "compare trainable parameters"),
+    ("initialisation", "cifar_resnet: convolutions He-normal (fan_out); fc nn.Linear's uniform, bound 1/sqrt(fan_in)",
+     "Conv2D and Dense: Glorot-uniform kernels, zero biases",
+     "not bridged: copied weights need none; a run from random weights starts differently "
+     "(VarianceScaling(2.0, 'fan_out', 'untruncated_normal') would match the convolutions)"),
     ("weight decay", "SGD(weight_decay=wd): wd * w added to the gradient",
      "optimizer weight_decay: decoupled", "kernel_regularizer=L2(wd / 2)"),
     ("SGD momentum", "buffer of gradients: b = m b + g; w -= lr b",
