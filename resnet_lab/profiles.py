@@ -104,8 +104,8 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile("cpu", "a 2-core laptop: real data, short schedules, minutes per chapter", budget_minutes=12),
     "gpu": Profile("gpu", "a free Colab T4: full data, short schedules, at most 15 minutes per chapter",
                    budget_minutes=15),
-    "paper": Profile("paper", "the paper's schedules on a T4: 64k iterations, full CIFAR-10, hours per chapter, "
-                     "resumable"),
+    "paper": Profile("paper", "the paper's schedules on a T4: 64k iterations, full CIFAR-10, from minutes to hours per "
+                     "chapter, resumable"),
 }  # fmt: skip
 
 
@@ -260,8 +260,10 @@ def call_budget(profile: Profile, runs: Sequence[tuple[str, int]]) -> Budget | N
 
     Sharing by planned time gives a chapter that calls ``train_all`` several times (per seed, per
     group of networks) a part of the budget for each call in proportion to the time its networks
-    were planned to take; the calls together get the whole budget less what the chapter's other work
-    (another framework's trainer, evaluation passes) was planned to take.
+    were planned to take; the calls together get the budget times the ``train_all`` runs' share of the
+    chapter's planned time, so the chapter's other work (another framework's trainer, evaluation and
+    lesion passes) keeps its planned share. That other work is never shortened, and a call never
+    goes below one epoch per network: the budget is kept where the plan is right about that work.
     """
     if profile.budget_minutes is None or profile.cap is not None or not runs:
         return None

@@ -169,7 +169,8 @@ def over_budget_line(todo: int, epochs: int, fitted: int, seconds: float, where:
     nets = f"{todo} network{'s' if todo != 1 else ''}"
     return (f"Over budget: {nets} x {epochs} epochs would take {_took(seconds)} on {where} (from a "
             f"{probe_steps}-step probe), more than {budget}. Shortened to {fitted} of {epochs} epochs: the "
-            f"learning-rate schedule ({schedule}) is spread over {fitted} epochs, and each network trains on "
+            f"learning-rate schedule ({schedule}) is spread over {fitted} epochs (a warm-up keeps its length in "
+            f"epochs), and each network trains on "
             f"{fitted / epochs:.0%} of the planned images, so expect higher errors than the full schedule's. "
             f"Set RESNET_LAB_FULL_SCHEDULE=1 to train all {epochs} epochs.")
 

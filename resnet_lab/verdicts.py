@@ -42,7 +42,7 @@ from .history import History, RunKey
 
 __all__ = [
     "Claim", "Verdict", "Status", "SHOWN", "NOT_SHOWN", "UNDECIDED", "paired_claim", "proportions_claim",
-    "counts_claim", "Runs", "as_lists", "mean_and_spread", "final_errors", "keys_of_kind",
+    "counts_claim", "schedule_notes", "Runs", "as_lists", "mean_and_spread", "final_errors", "keys_of_kind",
 ]  # fmt: skip
 
 Status = Literal["shown", "not shown", "undecided"]
@@ -198,6 +198,19 @@ def counts_claim(name: str, a: int, b: int, *, what: str = "count") -> Claim:
         return Claim(name, UNDECIDED, f"{what}s of 0 and 0 prove nothing either way.", evidence)
     return Claim(name, SHOWN if a > b else NOT_SHOWN, f"shown if the first {what} is larger than the second.",
                  evidence)  # fmt: skip
+
+
+def schedule_notes(runs: Runs) -> str:
+    """A sentence naming every run the time budget shortened (see :class:`~resnet_lab.runs.train_all`),
+    with the epochs it trained of those planned; ``""`` where none was. Verdict texts end with it, so a
+    claim judged on a shortened run says so beside its numbers."""
+    notes = []
+    for key, hs in as_lists(runs).items():
+        for h in hs:
+            info = getattr(h, "info", None)
+            if info is not None and info.shortened:
+                notes.append(f"{key} {info.schedule_note()}")
+    return (" Shortened runs: " + "; ".join(dict.fromkeys(notes)) + ".") if notes else ""
 
 
 def as_lists(runs: Runs) -> dict:
