@@ -599,13 +599,16 @@ def cifar_preact_bottleneck(depth: int, *, in_channels: int = 3, num_classes: in
 
 
 def preact_resnet164(**kwargs) -> ResNet:
-    """He et al. (2016)'s pre-activation ResNet-164 for CIFAR: 1,703,258 parameters (the paper's 1.7M)."""
+    """He et al. (2016)'s pre-activation ResNet-164 for CIFAR: 1,703,258 parameters (the paper's 1.7M, its
+    Table 4; it rounds to 1.7M with or without BN's scale and shift)."""
     return cifar_preact_bottleneck(164, **kwargs)
 
 
 def preact_resnet1001(**kwargs) -> ResNet:
-    """He et al. (2016)'s pre-activation ResNet-1001 for CIFAR: 10,327,706 parameters (the paper's 10.2M
-    counts 10,178,490: without BN's scale and shift)."""
+    """He et al. (2016)'s pre-activation ResNet-1001 for CIFAR: 10,327,706 parameters, 10,178,490 without BN's
+    scale and shift. The paper gives 10.2M (its Table 4) and does not say how it counted: at 0.1M rounding
+    its figure is consistent with counting without BN's parameters (with them, 10.3M; ResNet-164's
+    1,703,258 rounds to 1.7M either way)."""
     return cifar_preact_bottleneck(1001, **kwargs)
 
 

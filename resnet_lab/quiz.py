@@ -81,7 +81,7 @@ QUIZZES: dict[str, list[dict]] = {
         _q("In a pre-activation block (He et al. 2016), what follows the addition?",
            ("Nothing", True, "Right: BN and ReLU move before each convolution, so x_{l+1} = x_l + F(x_l)."),
            ("A ReLU", False, "That is the 2015 block."),
-           ("A BatchNorm", False, "No: every BN sits inside the residual branch.")),
+           ("A BatchNorm", False, "No: in a unit that keeps the shape, every BN sits inside the residual branch.")),
         _q("What does zero_init_residual set to zero?",
            ("The weight of the last BN in every residual branch", True,
             "Right: F(x) starts at 0, so every block starts as the identity (Goyal et al. 2017)."),

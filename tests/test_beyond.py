@@ -64,6 +64,10 @@ def test_lesion_study_deletes_one_at_a_time_then_cumulatively_in_an_order_set_on
     for s, i in study["order"]:
         everything = B.delete_block(everything, s, i)
     assert study["cumulative"][-1] == pytest.approx(B._error(everything, test))
+    # per image: which the intact net and each deletion get wrong, on the test images in order
+    assert study["wrong_intact"].dtype == torch.bool and study["wrong_intact"].shape == (16,)
+    assert study["intact"] == pytest.approx(study["wrong_intact"].float().mean().item())
+    assert [w.float().mean().item() for w in study["wrong_single"]] == pytest.approx(study["single"])
     with pytest.raises(ValueError, match="order batches"):
         B.lesion_study(model, test, order_batches=[])
 
@@ -151,10 +155,14 @@ def test_describe_surface_centre_edge_and_minima():
     bowl = _bowl()  # edge values: 1.1 (mid-sides), 1.35 (next), 2.1 (corners)
     stats = B.describe_surface(bowl)
     assert stats["centre"] == pytest.approx(0.1) and stats["minima"] == 0
-    assert stats["edge"] == pytest.approx(1.35) and stats["rise"] == pytest.approx(13.5)
+    assert stats["edge"] == pytest.approx(1.35) and stats["rise"] == pytest.approx(1.25)
+    assert stats["ratio"] == pytest.approx(13.5)
     dented = bowl.clone()
-    dented[0, 0] = -1.0  # a corner below its neighbours: one local minimum besides the centre
+    dented[1, 1] = -1.0  # an interior point below its eight neighbours: one local minimum besides the centre
     assert B.describe_surface(dented)["minima"] == 1
+    cornered = bowl.clone()
+    cornered[0, 0] = -1.0  # a border point is not compared with the unmeasured outside: not counted
+    assert B.describe_surface(cornered)["minima"] == 0
     with pytest.raises(ValueError, match="odd side"):
         B.describe_surface(torch.ones(4, 4))
 
@@ -167,6 +175,11 @@ def test_landscape_verdict_across_pairs_of_directions():
     assert steeper.status == V.SHOWN and minima.status == V.UNDECIDED and v.holds is None  # 0 and 0 minima
     assert steeper.evidence["pairs"] == 3 and steeper.evidence["res edge/centre per pair"] == pytest.approx([13.5] * 3)
     assert steeper.evidence["plain edge/centre per pair"] == pytest.approx([38.5, 51.0, 26.0])  # (1.25 s + 0.1) / 0.1
+    assert steeper.evidence["res edge - centre per pair"] == pytest.approx([1.25] * 3)
+    assert steeper.evidence["plain edge - centre per pair"] == pytest.approx([3.75, 5.0, 2.5])  # 1.25 s
+    # judged on edge - centre: a plain net with a higher centre and a lower ratio still rises more
+    high = [_bowl(scale=2.0, offset=1.0)] * 3  # rise 2.5, ratio 3.5 against the residual's 1.25 and 13.5
+    assert B.landscape_verdict({"res": res, "plain": high}, "res", "plain").claims[0].status == V.SHOWN
     assert minima.evidence == {"local-minima counts": [0, 0]}
     mixed = [_bowl(scale=3.0), _bowl(scale=0.5), _bowl(scale=3.0)]
     assert B.landscape_verdict({"res": res, "plain": mixed}, "res", "plain").claims[0].status == V.UNDECIDED
@@ -176,7 +189,7 @@ def test_landscape_verdict_across_pairs_of_directions():
     assert one.claims[0].status == V.UNDECIDED and one.claims[0].evidence["pairs"] == 1
     rough = [s.clone() for s in steep]
     for s in rough:
-        s[0, 0] = -1.0
+        s[1, 1] = -1.0
     v = B.landscape_verdict({"res": res, "plain": rough}, "res", "plain")
     assert v.claims[1].status == V.SHOWN and v.claims[1].evidence == {"local-minima counts": [3, 0]}
     with pytest.raises(ValueError, match="same number of surfaces"):
@@ -189,17 +202,37 @@ def _study(intact, single, blocks=None, images=1_000, cumulative=None):
             "order": blocks, "cumulative": cumulative or sorted(single), "images": images, "order_images": 128}
 
 
+def _paired(study, flips):
+    """``study`` with per-image results on its images: the intact net wrong on the first ``intact * n``
+    images; each deletion ``j`` additionally wrong on ``b`` images it was right on and right on ``c`` it was
+    wrong on (``flips[j] = (b, c)``), which sets its error."""
+    n = study["images"]
+    base = torch.zeros(n, dtype=torch.bool)
+    base[: round(study["intact"] * n)] = True
+    wrong_single = []
+    for b, c in flips:
+        w = base.clone()
+        w[round(study["intact"] * n) : round(study["intact"] * n) + b] = True
+        w[:c] = False
+        wrong_single.append(w)
+    single = [w.float().mean().item() for w in wrong_single]
+    return {**study, "single": single, "wrong_intact": base, "wrong_single": wrong_single}
+
+
 def test_lesion_verdict_pairs_blocks_and_tests_veits_claim_per_deletion():
-    residual = _study(0.10, [0.11, 0.12, 0.10, 0.11])
-    plain = _study(0.12, [0.85, 0.90, 0.70, 0.60])
+    residual = _study(0.10, [0.101, 0.104, 0.10, 0.102], images=10_000)
+    plain = _study(0.12, [0.85, 0.90, 0.70, 0.60], images=10_000)
     v = B.lesion_verdict({"ResNet": residual, "plain": plain}, "ResNet", "plain")
     paired, veit = v.claims
     assert paired.status == V.SHOWN and veit.status == V.SHOWN and v.holds is True
     diffs = paired.evidence["plain rise - ResNet rise per block (points)"]
-    assert diffs == pytest.approx([72.0, 76.0, 58.0, 47.0]) and paired.evidence["blocks"] == 4
-    assert veit.evidence["deletions beyond"] == 0 and veit.evidence["deletions"] == 4
-    assert veit.evidence["worst block"] == "layer1[1]" and veit.evidence["worst rise (points)"] == pytest.approx(2.0)
-    se = 100 * math.sqrt(0.12 * 0.88 / 1000 + 0.10 * 0.90 / 1000)
+    assert diffs == pytest.approx([72.9, 77.6, 58.0, 47.8]) and paired.evidence["blocks"] == 4
+    # no per-image results: the standard error of two independent proportions
+    se = 100 * math.sqrt(0.104 * 0.896 / 10_000 + 0.10 * 0.90 / 10_000)
+    assert veit.evidence["margin (points)"] == B.BARELY_CHANGES == 2.0
+    assert veit.evidence["deletions below the margin"] == 4 and veit.evidence["deletions above the margin"] == 0
+    assert veit.evidence["highest rise + 2 SE: block"] == "layer1[1]"
+    assert veit.evidence["its rise (points)"] == pytest.approx(0.4)
     assert veit.evidence["its standard error (points)"] == pytest.approx(se)
 
     # one deletion takes the residual net towards chance (the cpu run's worst case): Veit's claim not shown,
@@ -207,14 +240,35 @@ def test_lesion_verdict_pairs_blocks_and_tests_veits_claim_per_deletion():
     broken = _study(0.164, [0.835, 0.17, 0.18, 0.165])
     v = B.lesion_verdict({"ResNet": broken, "plain": _study(0.238, [0.70, 0.98, 0.95, 0.90])}, "ResNet", "plain")
     assert [c.status for c in v.claims] == [V.UNDECIDED, V.NOT_SHOWN] and v.holds is False
-    assert v.claims[1].evidence["deletions beyond"] == 1 and v.claims[1].evidence["worst block"] == "layer1[0]"
+    assert v.claims[1].evidence["deletions above the margin"] == 1
+    assert v.claims[1].evidence["highest rise + 2 SE: block"] == "layer1[0]"
 
-    # a rise of 3 points on 1,000 images is within 2 standard errors (about 3.5 points); on 10,000 it is not
-    near = _study(0.15, [0.18, 0.15])
-    assert B.lesion_verdict({"r": near, "p": _study(0.15, [0.9, 0.9])}, "r", "p").claims[1].status == V.SHOWN
-    many = _study(0.15, [0.18, 0.15], images=10_000)
-    assert B.lesion_verdict({"r": many, "p": _study(0.15, [0.9, 0.9], images=10_000)}, "r",
-                            "p").claims[1].status == V.NOT_SHOWN  # fmt: skip
+    # no significant rise is not enough: a rise of 0.5 points with 2 SE of about 2.7 on 1,000 independent
+    # images could be above the margin, so the claim is undecided, not shown
+    near = _study(0.15, [0.155, 0.15])
+    assert B.lesion_verdict({"r": near, "p": _study(0.15, [0.9, 0.9])}, "r", "p").claims[1].status == V.UNDECIDED
+    # the same rises measured per image: the two nets disagree on few images, so the paired SE is small
+    # (sqrt(b + c) / n: sqrt(5) / 1000 and 0) and the rises are shown to stay under the margin
+    tight = _paired(_study(0.15, [0.155, 0.15]), [(5, 0), (0, 0)])
+    claim = B.lesion_verdict({"r": tight, "p": _study(0.15, [0.9, 0.9])}, "r", "p").claims[1]
+    assert claim.status == V.SHOWN and claim.evidence["its rise (points)"] == pytest.approx(0.5)
+    assert claim.evidence["its standard error (points)"] == pytest.approx(100 * math.sqrt(5) / 1000)
+    # many disagreements in both directions: the same mean rise, a large paired SE, undecided
+    loose = _paired(_study(0.15, [0.155, 0.15]), [(60, 55), (0, 0)])
+    claim = B.lesion_verdict({"r": loose, "p": _study(0.15, [0.9, 0.9])}, "r", "p").claims[1]
+    assert claim.status == V.UNDECIDED and claim.evidence["its standard error (points)"] == pytest.approx(
+        100 * math.sqrt(115) / 1000)
+    # a paired rise of 4 points (40 images worse, none better): 2 SE = 1.26, beyond the margin
+    worse = _paired(_study(0.15, [0.19, 0.15]), [(40, 0), (0, 0)])
+    assert B.lesion_verdict({"r": worse, "p": _study(0.15, [0.9, 0.9])}, "r", "p").claims[1].status == V.NOT_SHOWN
+    # a wider margin turns the undecided case into shown
+    assert B.lesion_verdict({"r": near, "p": _study(0.15, [0.9, 0.9])}, "r", "p",
+                            margin=4.0).claims[1].status == V.SHOWN  # fmt: skip
+
+    # the training runs, where given, name a shortened schedule
+    runs = {"r": history([0.1]), "p": history([0.1])}
+    runs["r"].info.epochs, runs["r"].info.requested_epochs = 6, 10
+    assert "trained 6 of the 10 planned epochs" in B.lesion_verdict({"r": near, "p": near}, "r", "p", runs=runs).text
 
     # the plain net hurt less at every block: not shown; one block only: undecided
     v = B.lesion_verdict({"r": _study(0.1, [0.5, 0.6]), "p": _study(0.1, [0.2, 0.2])}, "r", "p")
@@ -223,6 +277,8 @@ def test_lesion_verdict_pairs_blocks_and_tests_veits_claim_per_deletion():
     assert v.claims[0].status == V.UNDECIDED and v.claims[0].evidence["blocks"] == 1
     with pytest.raises(ValueError, match="same deletable blocks"):
         B.lesion_verdict({"r": _study(0.1, [0.1, 0.2]), "p": _study(0.1, [0.9])}, "r", "p")
+    with pytest.raises(ValueError, match="margin must be positive"):
+        B.lesion_verdict({"r": near, "p": near}, "r", "p", margin=0)
 
 
 def _runs(pre_test, post_test, pre_train, post_train, test_images=1_000):

@@ -208,6 +208,11 @@ def test_batchnorm_verdict_is_one_draw_against_two_standard_errors():
         100 * math.sqrt(0.728 * 0.272 / 2000 + 0.705 * 0.295 / 2000))
     runs = _runs({("linear probe", 10): [80.0], (T.BN_PROBE, 10): [70.0]})
     assert T.batchnorm_verdict(runs).claims[0].status == V.SHOWN
+    assert "(shortened" not in T.batchnorm_verdict(runs).text
+    # a run the time budget shortened is named beside the numbers, with the epochs it trained
+    info = runs[RunKey(T.BN_PROBE, labels_per_class=10)][0].info
+    info.epochs, info.requested_epochs = 3, 5
+    assert "trained 3 of the 5 planned epochs" in T.batchnorm_verdict(runs).text
     with pytest.raises(ValueError, match="are needed"):
         T.batchnorm_verdict(_runs({("linear probe", 10): [80.0]}))
 

@@ -49,7 +49,7 @@ from ..data import ImageSet, data_root
 from ..history import History, RunKey
 from ..recipes import TRANSFER
 from ..sizes import FULL, PlannedRun, input_shape, split_size
-from ..verdicts import Claim, Runs, Verdict, as_lists, paired_claim, proportions_claim
+from ..verdicts import Claim, Runs, Verdict, as_lists, paired_claim, proportions_claim, schedule_notes
 
 __all__ = ["Sizes", "SIZES", "source_network", "target_networks", "draws_of", "draw_seed", "flower_networks", "plan",
            "transfer_verdict", "versus_scratch", "batchnorm_verdict", "StatDrift", "running_stat_drift", "WAYS",
@@ -427,7 +427,7 @@ def transfer_verdict(runs: Runs) -> Verdict:
              f"from scratch (training error {train['linear probe']:.1f}% against {train['from scratch']:.1f}%). "
              "A claim below is shown or not shown only where its rule finds the difference larger than the "
              "noise.")  # fmt: skip
-    return Verdict(claims, text)
+    return Verdict(claims, text + schedule_notes(runs))
 
 
 def batchnorm_verdict(runs: Runs) -> Verdict:
@@ -447,16 +447,20 @@ def batchnorm_verdict(runs: Runs) -> Verdict:
                               _test_images(BN_PROBE, moving), what="eval mode - training mode")  # fmt: skip
     text = (f"Linear probe with {k} labels per class, one draw: {_accuracy(frozen):.1f}% test accuracy with the "
             f"frozen BatchNorm layers in eval mode, {_accuracy(moving):.1f}% with them in training mode.")  # fmt: skip
-    return Verdict([claim], text)
+    return Verdict([claim], text + schedule_notes({key: hs for key, hs in runs.items()
+                                                  if isinstance(key, RunKey) and key.labels_per_class == k
+                                                  and key.kind in ("linear probe", BN_PROBE)}))
 
 
 @dataclass(frozen=True)
 class StatDrift:
     """How far one BatchNorm layer's running statistics moved from the pretrained network's.
 
-    ``mean_shift``: the mean over channels of ``|mean' - mean| / sqrt(var + eps)``, how far the layer's
-    output moves for the same input, in units of the pretrained standard deviation. ``var_change``: the
-    mean over channels of ``|var' - var| / (var + eps)``, the relative change of the running variance.
+    ``mean_shift``: the mean over channels of ``|mean' - mean| / sqrt(var + eps)``, how far the moved
+    running mean alone shifts the layer's normalised value ``(x - mean) / sqrt(var + eps)`` for the same
+    input, in units of the pretrained standard deviation; it leaves out the learned scale ``gamma`` (the
+    layer's output moves by ``gamma`` times it) and the change of the variance. ``var_change``: the mean
+    over channels of ``|var' - var| / (var + eps)``, the relative change of the running variance.
     """
 
     layer: str
