@@ -146,7 +146,7 @@ TRANSFER = Recipe("transfer", lr=0.05, momentum=0.9, nesterov=True, weight_decay
                   augment="flip", batch_size=64, source="this book, chapter 'Transfer learning'")  # fmt: skip
 
 #: Fine-tuning a pretrained network: the same, with the backbone at a tenth
-#: of the head's rate, so that the new head learns before the features move.
+#: of the head's rate, so that the new head learns faster than the features move.
 FINE_TUNE = TRANSFER.replace(name="fine-tune", backbone_lr_scale=0.1)
 
 RECIPES: dict[str, Recipe] = {"paper": PAPER, "short": SHORT, "laptop": LAPTOP, "d2l": D2L, "transfer": TRANSFER,
