@@ -150,8 +150,9 @@ def test_notebook_is_in_the_table_of_contents(path):
     assert f"notebooks/{path.stem}" in _toc_files()
 
 
-RESULT = re.compile(r"^(?P<name>.+?): (trained|resumed from epoch \d+|loaded) (in \d+ s|from its checkpoint);",
-                    re.MULTILINE)  # fmt: skip
+#: A run's result line; a run the time budget shortened adds "(k of n epochs)" after its time.
+RESULT = re.compile(r"^(?P<name>.+?): (trained|resumed from epoch \d+|loaded) "
+                    r"(in \d+ s(?: \(\d+ of \d+ epochs\))?|from its checkpoint);", re.MULTILINE)
 
 
 #: The builders each training chapter's notebook shows and calls; its plan enumerates the same ones.
