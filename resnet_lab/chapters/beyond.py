@@ -50,7 +50,6 @@ from ..verdicts import (
     as_lists,
     counts_claim,
     final_errors,
-    mean_and_spread,
     paired_claim,
     proportions_claim,
     schedule_notes,
@@ -470,23 +469,7 @@ def paired_over_blocks_claim(name: str, a: Sequence[float], b: Sequence[float], 
     blocks instead of seeds. Shown when every block's difference is positive and their mean is larger
     than their sample standard deviation; not shown when the same holds the other way; else undecided.
     One block is undecided (no spread)."""
-    if len(a) != len(b) or not a:
-        raise ValueError(f"need one value per block on each side, got {len(a)} and {len(b)}")
-    diffs = [x - y for x, y in zip(a, b)]
-    mean, sd = mean_and_spread(diffs)
-    evidence = {f"{what} per block ({unit})": [round(d, 3) for d in diffs], "mean": mean, "sd": sd,
-                "blocks": len(diffs)}  # fmt: skip
-    if len(diffs) == 1:
-        return Claim(name, UNDECIDED, "one block: a paired rule needs two or more (no spread).", evidence)
-    rule = (f"paired over {len(diffs)} blocks: shown if every block's {what} > 0 and mean > sd; not shown if "
-            f"every one < 0 and -mean > sd; else undecided.")  # fmt: skip
-    if all(d > 0 for d in diffs) and mean > sd:
-        status = SHOWN
-    elif all(d < 0 for d in diffs) and -mean > sd:
-        status = NOT_SHOWN
-    else:
-        status = UNDECIDED
-    return Claim(name, status, rule, evidence)
+    return paired_claim(name, a, b, what=what, unit=unit, over="block")
 
 
 #: Veit et al.'s "barely changes", as a margin in points of test error: a single deletion "barely changes"
