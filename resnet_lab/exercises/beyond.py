@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from .. import models as M
-from ..chapters.beyond import delete_block as reference_delete_block
-from .engine import Feedback, Mistake, check_choice, check_module, exercise
+from ..chapters.beyond import BARELY_CHANGES
+from ..chapters.beyond import delete_block as _reference_delete_block
+from ..history import RunKey
+from . import own_run
+from .engine import Feedback, Mistake, check_choice, check_module, check_written, exercise
+from .engine import hint as hint  # re-exported: ex.hint(ex.<exercise>) or ex.hint("<exercise>", level=2)
 
 CHAPTER = "beyond"
 
 
-def reference_preact_block(inplanes: int, planes: int, stride: int) -> nn.Module:
+def _reference_preact_block(inplanes: int, planes: int, stride: int) -> nn.Module:
     """The exercise's PreActBlock: where the shape changes, BN-ReLU comes before the split and a 1x1
     projection (no BN) takes its output, as in He et al.'s released code (``resnet-pre-act.lua``)."""
     changes = stride != 1 or inplanes != planes
@@ -55,13 +60,15 @@ def _preact(cls):
 
 PREACT_MISTAKES = (
     Mistake("a ReLU follows the addition", _preact(_ReluAfterAdd),
-            "In a pre-activation block nothing follows the addition: return out + shortcut."),
+            "Your block applies a ReLU after the addition; in a pre-activation block nothing follows it: the sum "
+            "is the output."),
     Mistake("the projection takes the block's input x, not the pre-activated relu(bn1(x))",
             _preact(_ShortcutFromInput),
-            "Where the shape changes, He et al.'s code applies BN-ReLU before the split: pre = relu(bn1(x)); "
-            "the projection and conv1 both take pre."),
+            "Where the shape changes, He et al.'s code applies the first BN and ReLU before the split: the "
+            "projection takes the pre-activated input, as the first convolution does, not the block's input."),
     Mistake("the ReLU is missing between bn1 and conv1", _preact(_PostActOrder),
-            "Each half is BN, ReLU, conv: self.conv1(relu(self.bn1(x))), then self.conv2(relu(self.bn2(out)))."),
+            "Each half of the main path is BN, ReLU, convolution: a ReLU belongs between the first BN and the "
+            "first convolution."),
 )
 
 
@@ -70,10 +77,14 @@ def preact_block(student: object) -> Feedback:
     """A class ``(inplanes, planes, stride)``: pre = relu(bn1(x)), conv3x3 (stride), BN, ReLU, conv3x3, plus x;
     where the shape changes, plus a 1x1 projection without BN of pre instead; nothing after the addition."""
     return check_module(
-        student, reference_preact_block, [(16, 16, 1), (16, 32, 2)], lambda args: (2, args[0], 8, 8),
+        student, _reference_preact_block, [(16, 16, 1), (16, 32, 2)], lambda args: (2, args[0], 8, 8),
         "your pre-activation block", PREACT_MISTAKES,
-        hint="bn1 = BatchNorm2d(inplanes); pre = relu(bn1(x)); out = conv2(relu(bn2(conv1(pre)))); "
-        "return out + x, or out + projection(pre) where the shape changes.",
+        hint=("See \"The pre-activation block\" (Build): BN and ReLU move in front of each convolution, and "
+              "nothing follows the addition.",
+              "The first BN sees the block's input, so it has inplanes channels. Main path: BN, ReLU, 3x3 "
+              "convolution with the stride, BN, ReLU, 3x3 convolution. Add the input itself; where the shape "
+              "changes, add instead a 1x1 convolution with the stride and no BN, applied to the pre-activated "
+              "input (after the first BN and ReLU), the same tensor the main path starts from."),
     )  # fmt: skip
 
 
@@ -81,8 +92,12 @@ def preact_block(student: object) -> Feedback:
 def delete_block(student: object) -> Feedback:
     """A function ``(model, stage, index) -> model``: a copy of ``model`` with block ``index`` of
     ``layer{stage}`` replaced by what its shortcut passes on (the identity), the original unchanged."""
-    hint = ("new = copy.deepcopy(model); getattr(new, f'layer{stage}')[index] = nn.Identity(); return new. "
-            "Only blocks that keep the shape can go.")
+    hint = ("See \"Deleting blocks from the trained networks\" (Run): a deleted block passes on what its "
+            "shortcut would, its input unchanged; and the original network has to stay intact for the next "
+            "deletion.",
+            "Copy the whole network first, deeply, so that its weights are copied too. In the copy, find the "
+            "stage by its name (layer1 to layer3) and put, at the block's index, a module that returns its input "
+            "as it is. Return the copy. Only blocks that keep the shape can go.")
     if not callable(student):
         return Feedback(False, f"Expected a function (model, stage, index), got {type(student).__name__}.", hint)
     torch.manual_seed(0)
@@ -97,11 +112,12 @@ def delete_block(student: object) -> Feedback:
                                    f"{type(exc).__name__}: {exc}.", hint)  # fmt: skip
         if got is model or any(isinstance(b, nn.Identity) for stage_ in model.stages() for b in stage_):
             return Feedback(False, "your function changed the original network: the lesion study needs it "
-                                   "intact, to delete the next block from it.", "Work on copy.deepcopy(model).")
+                                   "intact, to delete the next block from it.",
+                            "Work on a deep copy of the network, never on the one passed in.")
         if not isinstance(got, nn.Module):
             return Feedback(False, f"your function should return the new network; it returned {type(got).__name__}.",
                             hint)  # fmt: skip
-        expected = reference_delete_block(model, stage, index).eval()
+        expected = _reference_delete_block(model, stage, index).eval()
         with torch.no_grad():
             same = torch.allclose(got.eval()(x), expected(x), atol=1e-6)
         if not same:
@@ -124,8 +140,10 @@ def plain_lesion(answer: object) -> Feedback:
     """Delete one shape-preserving block from the middle of a trained plain network. What happens?"""
     return check_choice(
         answer, "B", LESION_OPTIONS, "the plain net after deleting one block",
-        hint="In a plain net every layer's output is the next layer's only input: nothing else carries "
-        "the signal past the gap.",
+        hint=("See \"Deleting blocks from the trained networks\" (Run): in a plain net, what carries the signal "
+              "past a deleted block?",
+              "In a plain net every layer's output is the next layer's only input, and the layers after the gap "
+              "were trained on what the deleted block produced."),
     )  # fmt: skip
 
 
@@ -141,5 +159,87 @@ def zero_init(answer: object) -> Feedback:
     """With ``zero_init_residual=True``, what does each shape-preserving BasicBlock compute at initialisation?"""
     return check_choice(
         answer, "A", ZERO_INIT_OPTIONS, "a zero-initialised block",
-        hint="F(x) = 0, so the block returns relu(0 + x).",
+        hint=("See \"Zero-initialised residual branches\" (Build): which weight starts at zero, and what does the "
+              "residual branch then output?",
+              "With the last BN's scale at zero, the branch outputs zero for every input. What is left of the "
+              "block's ReLU of the branch plus the input?"),
+    )  # fmt: skip
+
+
+# --- Your own run ---------------------------------------------------------------------------
+
+LESIONS_HINT = (
+    "Look at the lesion study of your residual net: its test error intact and with each block deleted alone "
+    "(the left panel of the lesion figure), against the chapter's margin for 'barely changes'.",
+    "For each single deletion, the rise is its test error minus the intact net's, in points; count the "
+    "deletions whose rise is larger than the margin, beyond.BARELY_CHANGES (2 points). Count the rise alone: "
+    "the verdict's own count also subtracts two standard errors, so it can be smaller.",
+)
+
+
+def _residual_key(study: Mapping) -> object:
+    keys = [k for k in study if isinstance(k, RunKey) and k.kind == "ResNet"]
+    return keys[0] if len(keys) == 1 else None
+
+
+@exercise(CHAPTER, "Your run: deletions that change the residual net's error", "run", hint=LESIONS_HINT)
+def lesions_over_margin(answer: object, study: object, key: object = None) -> Feedback:
+    """In your lesion ``study`` (``{key: lesion_study(...) result}``), the number of single deletions of the
+    residual net (``key``, default: the one key of kind "ResNet") whose test error rises by more than
+    :data:`BARELY_CHANGES` points over the intact net's. Computed from ``study``; a rise exactly at the margin
+    may be counted either way."""
+    hint = LESIONS_HINT
+    if not isinstance(study, Mapping) or not study:
+        return own_run.no_run("your lesion study (the `study` dict of the chapter)", study, hint)
+    key = _residual_key(study) if key is None else key
+    if key is None or key not in study:
+        return Feedback(False, f"Which net? Your study holds {', '.join(map(str, study))}; pass the residual net's "
+                               "key as the third argument.", hint)  # fmt: skip
+    result = study[key]
+    if not isinstance(result, Mapping) or "single" not in result or "intact" not in result:
+        return Feedback(False, f"study[{key!s}] should be what lesion_study returns (with 'intact' and 'single').",
+                        hint)  # fmt: skip
+    rises = [100 * (e - result["intact"]) for e in result["single"]]
+    above = sum(r > BARELY_CHANGES + 1e-9 for r in rises)
+    at_margin = sum(abs(r - BARELY_CHANGES) <= 1e-9 for r in rises)
+    what = f"the single deletions that raise {key}'s test error by more than {BARELY_CHANGES:g} points"
+    if answer is None or answer is ...:
+        return Feedback(False, f"No answer yet for {what}: replace the placeholder with a count.", hint)
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)) or not float(answer).is_integer():
+        return Feedback(False, f"Answer with a whole number, the count of deletions; you gave {answer!r}.", hint)
+    count = int(answer)
+    if above <= count <= above + at_margin:
+        return Feedback(True, f"In your run, {count} of {key}'s {len(rises)} single deletions raise its test error "
+                              f"by more than {BARELY_CHANGES:g} points.")  # fmt: skip
+    if not 0 <= count <= len(rises):
+        return Feedback(False, f"Your study has {len(rises)} single deletions; you gave {count}.", hint)
+    direction = "too many" if count > above + at_margin else "too few"
+    return Feedback(False, f"{count} is {direction} for {what} in your run.", hint)
+
+
+#: What a written interpretation of the lesion verdict is graded on, with the points for each.
+RUBRIC_LESIONS = (
+    ("Quotes the status of Veit et al.'s claim in your run and its evidence: how many deletions lie above the "
+     "margin, the worst block and its rise; and the rule (every rise + 2 SE below the margin to show it, any "
+     "rise - 2 SE above it to refute it).", 1),
+    ("Reads the other claim too: whether one deleted block raises the plain net's error more than the residual "
+     "net's, block by block.", 1),
+    ("Says how this run differs from Veit et al.'s experiment: far fewer blocks (so fewer, shorter paths, each a "
+     "larger share), another data set and far less training; and that the run cannot tell which difference "
+     "matters.", 1),
+    ("Says what would test their claim: a net as deep as theirs (110 layers), fully trained on their data set, "
+     "e.g. at a larger profile; and that 2 points is the book's reading of 'barely changes', not theirs.", 1),
+)
+
+
+@exercise(CHAPTER, "Interpret the verdict: do deletions barely change a ResNet?", "written")
+def lesions_and_veit(answer: object) -> Feedback:
+    """A few sentences on the lesion verdict in your run: the status of Veit et al.'s claim and why, the
+    comparison with the plain net, how this run differs from theirs, and what run would test their claim."""
+    return check_written(
+        answer, "the question on the lesion verdict", own_run.rubric_lines(RUBRIC_LESIONS), min_words=50,
+        hint=("Read the lesion verdict: both claims, their rules and evidence, and its first sentences; then the "
+              "paragraph on Veit et al.'s net above the lesion figure.",
+              "Cover what the rubric asks: the numbers and the rule of Veit et al.'s claim, the plain net's side, "
+              "what differs from their experiment, and a run that would test the claim."),
     )  # fmt: skip
