@@ -1,4 +1,5 @@
-# Two commands do all set-up on a fresh machine: `make test` and `make book`.
+# Two commands do all set-up on a fresh machine: `make test` and `make book`
+# (a student who only works through the chapters runs `make lab` instead).
 # Each creates .venv if missing and installs what it needs once; a second run
 # installs nothing (stamp files record what was installed, and from what).
 
@@ -16,7 +17,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 # Offline copies of what the HTML book would otherwise load from CDNs.
 NPM_PACKAGES := mathjax@3.2.2 requirejs@2.3.8 @jupyter-widgets/html-manager@1.0.7
 
-.PHONY: test book lint unit slow nbval book-check browser outputs colab-url vendor setup bench student clean
+.PHONY: test book lint unit slow nbval book-check browser outputs colab-url vendor setup bench student lab clean
 
 setup: $(STAMP) $(VENDOR)/.stamp
 
@@ -92,8 +93,16 @@ outputs: $(STAMP)
 	$(NB_DATA) RESNET_LAB_PROFILE=$(PROFILE) $(PY) tools/execute_notebooks.py $(NOTEBOOKS)
 
 # The student edition: every chapter without solutions and outputs, in student/.
+# `make student PROFILE=gpu` (or CLASS_PROFILE=gpu) writes the class's profile into every
+# chapter's set-up cell; without it (PROFILE's default does not count) each machine chooses.
+CLASS_PROFILE ?= $(if $(filter command line,$(origin PROFILE)),$(PROFILE))
 student: $(STAMP)
-	$(PY) tools/student_edition.py student
+	$(PY) tools/student_edition.py student $(if $(CLASS_PROFILE),--profile $(CLASS_PROFILE))
+
+# A student's own machine: create .venv once (as `make test` does, without the tests, the
+# book or npm) and open JupyterLab on the chapters. Stop it with Ctrl-C.
+lab: $(STAMP)
+	cd notebooks && $(NB_DATA) "$(CURDIR)/$(VENV)/bin/jupyter" lab
 
 # After changing repository.url in _config.yml: rewrite every notebook's Colab cell.
 colab-url: $(STAMP)
