@@ -86,3 +86,9 @@ def full_schedule() -> bool:
         raise ValueError(f"RESNET_LAB_FULL_SCHEDULE must be 1 (train every schedule in full) or 0 (shorten a "
                          f"schedule to the profile's budget), got {value!r}; unset it for the default (0)")
     return value in _TRUE
+
+
+def child_environment() -> dict[str, str]:
+    """A copy of this process's whole environment, for a child process such as the grader's kernels
+    (which then drops the ``RESNET_LAB_*`` settings that would change a student's experiment)."""
+    return dict(os.environ)
