@@ -4,7 +4,10 @@
     .venv/bin/python tools/chapter_info.py --check    # exit 1 if any is out of date
     .venv/bin/python tools/chapter_info.py --dry-run  # print every box and the table, write nothing
 
-For each chapter: time to read (its words at 200 a minute), time to run on
+For each chapter: time to read (the words of its prose, the Markdown cells, at 200 a
+minute; code, outputs and solutions are not reading), time for its exercises (estimated,
+not measured: :data:`EXERCISE_MINUTES` per exercise of each kind, from the chapter's
+registered checkers), time to run on
 each profile (``cpu`` measured from the committed outputs' cell timings;
 ``gpu`` and ``paper`` planned for a T4 by :func:`resnet_lab.profiles.chapter_time`:
 the range the T4 model's uncertainty allows, with its central estimate) and
@@ -33,10 +36,25 @@ CHAPTER_OF = {
 }  # fmt: skip
 TAG = "chapter-info"
 
+#: Estimated minutes a student spends on one exercise of each kind (an estimate for planning a
+#: class, not a measurement): read a number or a choice off the chapter, write a module or a
+#: function and get it past its checker, read a number off one's own run, write a paragraph.
+EXERCISE_MINUTES = {"number": 2, "shape": 2, "choice": 2, "code": 10, "run": 5, "written": 10}
+
 
 def reading_minutes(nb) -> int:
-    words = sum(len(re.findall(r"\w+", c.source)) for c in nb.cells if TAG not in c.metadata.get("tags", []))
+    """The chapter's prose (Markdown cells, not the box) at 200 words a minute."""
+    words = sum(len(re.findall(r"\w+", c.source)) for c in nb.cells
+                if c.cell_type == "markdown" and TAG not in c.metadata.get("tags", []))  # fmt: skip
     return max(1, round(words / 200))
+
+
+def exercise_minutes(chapter: str) -> tuple[int, int]:
+    """(number of exercises, estimated minutes) for ``chapter``'s registered checkers."""
+    from resnet_lab.exercises import EXERCISES
+
+    kinds = [kind for (ch, _), (_, kind) in EXERCISES.items() if ch == chapter]
+    return len(kinds), sum(EXERCISE_MINUTES[k] for k in kinds)
 
 
 def measured_minutes(nb) -> float | None:
@@ -74,7 +92,9 @@ def facts(path: Path) -> dict:
     chapter = CHAPTER_OF[path.stem]
     cpu = measured_minutes(nb) if committed_profile(nb) == "cpu" else None
     gpu, paper = chapter_time(PROFILES["gpu"], chapter), chapter_time(PROFILES["paper"], chapter)
-    return {"chapter": chapter, "read": reading_minutes(nb), "cpu": cpu, "gpu": gpu, "paper": paper}
+    count, minutes = exercise_minutes(chapter)
+    return {"chapter": chapter, "read": reading_minutes(nb), "exercises": count, "exercise_min": minutes,
+            "cpu": cpu, "gpu": gpu, "paper": paper}  # fmt: skip
 
 
 def _planned(t: PlannedTime) -> str:
@@ -86,19 +106,70 @@ def _planned(t: PlannedTime) -> str:
 def box(f: dict) -> str:
     needs = "a CPU is enough" if f["cpu"] is None or f["cpu"] <= 15 else "a GPU is recommended"
     # A blockquote: a box in the book, and plain Markdown in Jupyter and Colab too.
-    return (f"> **{f['read']} min to read.** Run: `cpu` {_duration(f['cpu'])} (measured, 2 cores); planned for a "
+    return (f"> **{f['read']} min to read.** {f['exercises']} exercises, about {f['exercise_min']} min "
+            f"(estimated). Run: `cpu` {_duration(f['cpu'])} (measured, 2 cores); planned for a "
             f"T4: `gpu` {_planned(f['gpu'])}, `paper` {_planned(f['paper'])}. Needs: {needs}.")
 
 
 def table(all_facts: dict[str, dict]) -> str:
     lines = [
-        "| chapter | read | `cpu` (measured) | `gpu` (planned, T4) | `paper` (planned, T4) |",
-        "|---|---|---|---|---|",
+        "| chapter | read | exercises (estimated) | `cpu` (measured) | `gpu` (planned, T4) | `paper` (planned, T4) |",
+        "|---|---|---|---|---|---|",
     ]
     for stem, f in all_facts.items():
-        lines.append(f"| {{doc}}`../notebooks/{stem}` | {f['read']} min | {_duration(f['cpu'])} | "
+        lines.append(f"| {{doc}}`../notebooks/{stem}` | {f['read']} min | {f['exercises']}, {f['exercise_min']} min | "
+                     f"{_duration(f['cpu'])} | "
                      f"{_planned(f['gpu'])} | {_planned(f['paper'])} |")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+#: The two-week module of the instructors' guide: six sessions, the chapters each covers.
+SESSIONS = {
+    "week 1, session 1": ["01_tracing_shapes"],
+    "week 1, session 2": ["02_degradation", "03_residual_learning"],
+    "week 1, session 3": ["04_training_fashion_mnist"],
+    "week 2, session 1": ["05_training_cifar10"],
+    "week 2, session 2": ["06_beyond_resnet"],
+    "week 2, session 3": ["07_transfer_learning", "08_keras"],
+}
+
+
+def syllabus(all_facts: dict[str, dict]) -> str:
+    """The guide's table of sessions: each session's minutes of reading, exercises and running,
+    on a laptop (the ``cpu`` run as measured) and on Colab (the ``gpu`` run's central T4 plan)."""
+    lines = [
+        "| session | chapters | read | exercises (estimated) | run on a laptop (`cpu`, measured) "
+        "| run on Colab (`gpu`, planned T4) | total, laptop | total, Colab |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, stems in SESSIONS.items():
+        fs = [all_facts[s] for s in stems]
+        read, ex = sum(f["read"] for f in fs), sum(f["exercise_min"] for f in fs)
+        cpu = sum(f["cpu"] or 0.0 for f in fs)
+        gpu = sum(f["gpu"].minutes for f in fs)
+        chapters = ", ".join(f"{{doc}}`../notebooks/{s}`" for s in stems)
+        lines.append(f"| {name} | {chapters} | {read} min | {ex} min | {_duration(cpu)} | {_duration(gpu)} | "
+                     f"{_duration(read + ex + cpu)} | {_duration(read + ex + gpu)} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def rubrics() -> str:
+    """The instructors' page's rubrics: every written exercise with the criteria its checker shows."""
+    import importlib
+
+    from resnet_lab.exercises import EXERCISES
+
+    out = []
+    for number, (stem, chapter) in enumerate(CHAPTER_OF.items(), start=1):
+        module = importlib.import_module(f"resnet_lab.exercises.{chapter}")
+        for (ch, name), (title, kind) in EXERCISES.items():
+            if ch != chapter or kind != "written":
+                continue
+            feedback = getattr(module, name)("")  # an empty answer: the feedback carries the rubric
+            out.append(f"**Chapter {number}, `{name}`**: {title} ({{doc}}`../notebooks/{stem}`)\n")
+            out.extend(f"- {line}" for line in feedback.rubric)
+            out.append("")
+    return "\n".join(out)
 
 
 def update(check: bool = False, show: Callable[[str], None] | None = None) -> list[str]:
@@ -116,14 +187,15 @@ def update(check: bool = False, show: Callable[[str], None] | None = None) -> li
             if not check:
                 cell.source = box(f)
                 nbformat.write(nb, path)
-    target = REPO / "book" / "chapter-times.md"
-    text = table(all_facts)
-    if show is not None:
-        show(text)
-    if not target.exists() or target.read_text() != text:
-        stale.append(str(target.relative_to(REPO)))
-        if not check:
-            target.write_text(text)
+    for name, text in (("chapter-times.md", table(all_facts)), ("syllabus-times.md", syllabus(all_facts)),
+                       ("rubrics.md", rubrics())):  # fmt: skip
+        target = REPO / "book" / name
+        if show is not None:
+            show(text)
+        if not target.exists() or target.read_text() != text:
+            stale.append(str(target.relative_to(REPO)))
+            if not check:
+                target.write_text(text)
     return stale
 
 
