@@ -106,8 +106,8 @@ __all__ = ["Exercise", "Outcome", "Graded", "CellRun", "chapter_exercises", "fin
            "write_written", "feedback_markdown", "main", "STATUSES"]  # fmt: skip
 
 #: Every status a gradebook cell can hold.
-STATUSES = ("correct", "answered", "not yet", "not yet (book code)", "not yet (patched)", "missing", "error",
-            "timed out")  # fmt: skip
+STATUSES = ("correct", "answered", "not yet", "not yet (book code)", "not yet (book solution)", "not yet (patched)",
+            "missing", "error", "timed out")  # fmt: skip
 
 #: Environment variables of resnet_lab passed on to the kernels: where the data is, not what the experiment is.
 PASSED_ON = ("RESNET_LAB_DATA", "RESNET_LAB_TRANSFER", "RESNET_LAB_CIFAR_SUBSET")
@@ -220,6 +220,43 @@ def check_cells(sources: Sequence[str], names: Iterable[str]) -> dict[str, list[
     return cells
 
 
+_TITLE = re.compile(r"^\s*#\s*@title\s+Solution\b", re.IGNORECASE)
+
+
+def _normalised(source: str) -> str:
+    return "\n".join(line.rstrip() for line in source.strip().splitlines() if line.strip())
+
+
+def book_solutions(cells: Sequence[Mapping], book: Sequence[str] = ()) -> frozenset[int]:
+    """Indices of the cells that are the book's own solution cells: tagged ``solution``, opening with the
+    folded title ``# @title Solution``, or with the same code as a solution cell of the book's chapter
+    (``book``: those cells' sources), so that a submitted full edition (solutions run) does not count."""
+    known = {_normalised(b) for b in book}
+    out = set()
+    for i, cell in enumerate(cells):
+        source = str(cell.get("source", ""))
+        tags = (cell.get("metadata") or {}).get("tags") or []
+        if "solution" in tags or _TITLE.match(source) or (known and _normalised(source) in known):
+            out.add(i)
+    return frozenset(out)
+
+
+def _book_solution_sources(chapter: str) -> list[str]:
+    """The solution cells of the book's own notebook for ``chapter`` (the one that imports its exercises as
+    ``ex``), where this checkout has ``notebooks/``; else none (an installed package has no notebooks)."""
+    import nbformat
+
+    import resnet_lab
+
+    folder = Path(resnet_lab.__file__).resolve().parent.parent / "notebooks"
+    for path in sorted(folder.glob("*.ipynb")):
+        text = path.read_text(encoding="utf-8")
+        if f"from resnet_lab.exercises import {chapter} as ex" in text:
+            nb = nbformat.reads(text, as_version=4)
+            return [c.source for c in nb.cells if "solution" in c.metadata.get("tags", [])]
+    return []
+
+
 def _cell_label(index: int, sources: Sequence[str]) -> str:
     """``cell 12 (`first line`)``: 1-based, as counted in the notebook, with the first line of code."""
     lines = [line.strip() for line in (sources[index] if index < len(sources) else "").splitlines() if line.strip()]
@@ -246,7 +283,8 @@ class Outcome:
 
 def exercise_outcome(exercise: Exercise, cells: Sequence[int], runs: Mapping[int, CellRun], record: dict | None,
                      *, graded: bool, stopped: str = "", stopped_at: str = "", problem: str = "",
-                     problem_status: str = "error", sources: Sequence[str] = ()) -> Outcome:  # fmt: skip
+                     problem_status: str = "error", sources: Sequence[str] = (),
+                     solutions: frozenset[int] = frozenset()) -> Outcome:  # fmt: skip
     """The status of one exercise from the cells that call it, what happened to them, and the grader's re-check.
 
     ``record`` is what the re-check printed for the exercise (None where it printed nothing); ``graded`` is
@@ -294,6 +332,10 @@ def exercise_outcome(exercise: Exercise, cells: Sequence[int], runs: Mapping[int
         result = out("answered" if exercise.kind == "written" else "correct", message)
     elif record.get("book_code"):
         result.status = "not yet (book code)"
+    if result.counts and last in solutions:
+        result.status = "not yet (book solution)"
+        result.message = (f"Not counted: {where} is the book's own solution cell (from the full edition, not the "
+                          "student edition); answer in the exercise's own cell.")  # fmt: skip
     if exercise.kind == "written" and isinstance(record.get("text"), str):
         result.text = record["text"]
     return result
@@ -680,6 +722,7 @@ def grade_notebook(student: str, path: Path | None, chapter: str, module_name: s
         notes.append(run.problem[0].lower() + run.problem[1:].rstrip("."))
     graded = run.graded or bool(records)
     cells = check_cells(sources, [e.name for e in exercises])
+    solutions = book_solutions(original.cells, _book_solution_sources(chapter))
     stopped_at = _cell_label(run.stopped_cell, sources) if run.stopped_cell is not None else ""
     problem_status = "timed out" if run.stopped == "timeout" else "error"
     outcomes = []
@@ -690,7 +733,8 @@ def grade_notebook(student: str, path: Path | None, chapter: str, module_name: s
         outcomes.append(exercise_outcome(exercise, cells[exercise.name], run.runs, record, graded=graded,
                                          stopped=run.stopped, stopped_at=stopped_at,
                                          problem=run.problem or "The notebook could not be graded.",
-                                         problem_status=problem_status, sources=sources))  # fmt: skip
+                                         problem_status=problem_status, sources=sources,
+                                         solutions=solutions))  # fmt: skip
     if patched:
         shown = ", ".join(patched[:5]) + (f" and {len(patched) - 5} more" if len(patched) > 5 else "")
         notes.append(f"the notebook replaced {shown} with its own code")

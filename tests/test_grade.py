@@ -76,6 +76,22 @@ def test_exercise_outcome_follows_the_last_check_cell_then_the_recheck():
     assert status([1], {"recorded": True, "grading_error": "boom"}).status == "error"
 
 
+def test_the_books_own_solution_cells_are_recognised_tagged_titled_or_copied():
+    cells = [{"source": "answer = ...\nex.shattered(answer)", "metadata": {}},
+             {"source": "ex.shattered('B')", "metadata": {"tags": ["hide-cell", "solution"]}},
+             {"source": "# @title Solution\nex.shattered('B')", "metadata": {}},
+             {"source": "  ex.shattered('B')  \n\n", "metadata": {}},  # the book's code, tag and title removed
+             {"source": "# mine\nex.shattered('B')", "metadata": {}}]  # fmt: skip
+    assert grade.book_solutions(cells, ["ex.shattered('B')"]) == {1, 2, 3}
+    assert grade.book_solutions(cells) == {1, 2}  # without the book's notebooks: tags and titles only
+    right = {"recorded": True, "correct": True, "message": "B.", "attempts": 1}
+    runs = {i: CellRun("ok") for i in range(5)}
+    outcome = grade.exercise_outcome(_ex("choice"), [0, 2], runs, right, graded=True, solutions=frozenset({1, 2}))
+    assert outcome.status == "not yet (book solution)" and not outcome.counts
+    assert grade.exercise_outcome(_ex("choice"), [0, 4], runs, right, graded=True,
+                                  solutions=frozenset({1, 2})).status == "correct"  # fmt: skip
+
+
 def test_force_profile_rewrites_the_class_profile_line_only():
     sources = ['import os\nos.environ["RESNET_LAB_PROFILE"] = "gpu"\nprofile = setup()', "print('gpu')"]
     assert grade.force_profile(sources, "smoke") == "gpu"
@@ -177,6 +193,14 @@ def test_grader_says_exactly_what_each_submission_earned(tmp_path, capsys):
     order = sorted(kinds, key=lambda n: cells[n][0])  # the exercises in the notebook's order
     student = student_notebook(full)
     done = {n: "answered" if kinds[n] == "written" else "correct" for n in kinds}
+    # Every exercise right, in the student's own cells: the book's solutions, untagged and reworded a little.
+    # (Submitted as they are, the book's solution cells do not count: the full edition below.)
+    mine = nbformat.from_dict(full)
+    for cell in mine.cells:
+        if "solution" in cell.metadata.get("tags", []):
+            lines = [line for line in cell.source.splitlines() if not line.startswith("# @title")]
+            cell.source = "\n".join(["# my answer", *lines])
+            cell.metadata = {}
 
     # Book code, with the refusal patched away in the kernel: the student sees "Correct!", the grader does not.
     cheat = nbformat.from_dict(student)
@@ -191,7 +215,7 @@ def test_grader_says_exactly_what_each_submission_earned(tmp_path, capsys):
 
     # A syntax error in the first code exercise's answer cell, and the last exercise's cells deleted.
     broken, deleted = code[0], order[-1]
-    syntax = nbformat.from_dict(full)
+    syntax = nbformat.from_dict(mine)
     last = cells[broken][-1]
     syntax.cells[last].source = "def oops(:\n    pass\n" + syntax.cells[last].source
     syntax.cells = [c for c in syntax.cells if f"ex.{deleted}(" not in c.source]
@@ -199,13 +223,13 @@ def test_grader_says_exactly_what_each_submission_earned(tmp_path, capsys):
     # An infinite loop and a kernel that dies, both after the second exercise's last cell.
     after = cells[order[1]][-1]
     before = {n for n in order if cells[n][-1] <= after}
-    loop = _insert_after(full, after, "while True:\n    pass")
-    dies = _insert_after(full, after, "import os\n\nos._exit(1)")
+    loop = _insert_after(mine, after, "while True:\n    pass")
+    dies = _insert_after(mine, after, "import os\n\nos._exit(1)")
 
     folder = tmp_path / "submissions"
     folder.mkdir()
-    for name, nb in (("a_all_right", full), ("b_student_edition", student), ("d_syntax_error", syntax),
-                     ("e_infinite_loop", loop), ("g_kernel_dies", dies)):  # fmt: skip
+    for name, nb in (("a_all_right", mine), ("b_student_edition", student), ("d_syntax_error", syntax),
+                     ("e_infinite_loop", loop), ("g_kernel_dies", dies), ("h_full_edition", full)):  # fmt: skip
         nbformat.write(nb, folder / f"{name}.ipynb")
     (folder / "c_book_code").mkdir()  # a per-student folder
     nbformat.write(cheat, folder / "c_book_code" / NOTEBOOK.name)
@@ -228,6 +252,7 @@ def test_grader_says_exactly_what_each_submission_earned(tmp_path, capsys):
         "e_infinite_loop": {n: done[n] if n in before else "timed out" for n in kinds},
         "f_unreadable": dict.fromkeys(kinds, "error"),
         "g_kernel_dies": {n: done[n] if n in before else "error" for n in kinds},
+        "h_full_edition": dict.fromkeys(kinds, "not yet (book solution)"),
     }
     assert sorted(book) == sorted(expected)
     got = {s: {n: book[s][n] for n in kinds} for s in book}
