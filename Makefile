@@ -101,8 +101,10 @@ student: $(STAMP)
 
 # A student's own machine: create .venv once (as `make test` does, without the tests, the
 # book or npm) and open JupyterLab on the chapters. Stop it with Ctrl-C.
+# LAB=student/notebooks opens the student edition (after `make student`) instead of the full book.
+LAB ?= notebooks
 lab: $(STAMP)
-	cd notebooks && $(NB_DATA) "$(CURDIR)/$(VENV)/bin/jupyter" lab
+	cd $(LAB) && $(NB_DATA) "$(CURDIR)/$(VENV)/bin/jupyter" lab
 
 # After changing repository.url in _config.yml: rewrite every notebook's Colab cell.
 colab-url: $(STAMP)

@@ -124,3 +124,4 @@ def test_make_lab_sets_up_and_opens_jupyterlab_without_tests_or_npm():
     assert commands.rstrip().splitlines()[-1].startswith("cd notebooks && ")
     assert commands.rstrip().endswith('/.venv/bin/jupyter" lab')
     assert not any(word in commands for word in ("pytest", "npm", "jupyter-book", "ruff"))
+    assert _make_n("lab", "LAB=student/notebooks").rstrip().splitlines()[-1].startswith("cd student/notebooks && ")

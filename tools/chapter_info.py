@@ -145,11 +145,13 @@ def syllabus(all_facts: dict[str, dict]) -> str:
     for name, stems in SESSIONS.items():
         fs = [all_facts[s] for s in stems]
         read, ex = sum(f["read"] for f in fs), sum(f["exercise_min"] for f in fs)
-        cpu = sum(f["cpu"] or 0.0 for f in fs)
+        measured = [f["cpu"] for f in fs]
+        cpu = None if None in measured else sum(measured)  # a chapter without a committed cpu run: not measured
         gpu = sum(f["gpu"].minutes for f in fs)
         chapters = ", ".join(f"{{doc}}`../notebooks/{s}`" for s in stems)
+        laptop = None if cpu is None else read + ex + cpu
         lines.append(f"| {name} | {chapters} | {read} min | {ex} min | {_duration(cpu)} | {_duration(gpu)} | "
-                     f"{_duration(read + ex + cpu)} | {_duration(read + ex + gpu)} |")  # fmt: skip
+                     f"{_duration(laptop)} | {_duration(read + ex + gpu)} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
