@@ -150,8 +150,8 @@ DEPTH_GAP_HINT = (
     "Look at the final test errors of your ResNet-n runs: the summary table's 'test error %' column, or the "
     "verdict's first line, which gives the test accuracies.",
     "Take the deepest ResNet-n's final test error minus the shallowest's, in percentage points: negative where "
-    "the deeper net ends with the lower error. From the verdict's accuracies it is the accuracy difference with "
-    "its sign turned.",
+    "the deeper net ends with the lower error. From the verdict's first line, which lists every network's "
+    "accuracy, it is the shallowest ResNet-n's accuracy minus the deepest's.",
 )
 
 
@@ -189,10 +189,12 @@ RUBRIC_COMPARISON = (
     ("Quotes the verdict's status and evidence: the accuracy difference, its standard error, and the rule "
      "(a difference beyond 2 standard errors, one seed per network).", 1),
     ("Says what the status is about: these two trained networks on these test images, not the two architectures "
-     "in general (one seed each); the standard error is conservative because both nets are scored on the same "
-     "images.", 1),
-    ("Keeps the run apart from the published figures: a subset and a short schedule against the full data set and "
-     "164 epochs or more, so runs are compared with each other, not with the table.", 1),
+     "in general (one seed each); the standard error treats the two accuracies as independent, so with both nets "
+     "scored on the same images it is usually conservative (as long as they tend to get the same images right "
+     "or wrong).", 1),
+    ("Keeps the run apart from the published figures: the run's data and short schedule (a 5,000-image subset on "
+     "cpu; the full data set but 30 epochs on gpu) against the full data set and 164 epochs or more, so runs are "
+     "compared with each other, not with the table.", 1),
     ("Reads the cost from the evidence: the bigger network's parameters and training time as multiples of the "
      "smaller's.", 1),
 )

@@ -76,7 +76,7 @@ EPSILON_OPTIONS = {
 def epsilon(answer: object) -> Feedback:
     """Weights copied exactly, layouts right, but the outputs differ by about 0.1. What is left?"""
     return check_choice(answer, "A", EPSILON_OPTIONS, "the remaining difference",
-                        hint=("Float rounding moves outputs by about 1e-6, not 0.1. Which layer has a default "
+                        hint=("Float rounding moves outputs by a few millionths, not 0.1. Which layer has a default "
                               "constant that the two frameworks set differently?",
                               "See the paragraphs under \"Run\" and the table in \"Copying our weights into "
                               "Keras\": compare each layer's defaults in the two frameworks, BatchNorm's "
@@ -106,8 +106,9 @@ def side_by_side(answer: object) -> Feedback:
     return check_written(
         answer, "the question on the side-by-side training", own_run.rubric_lines(RUBRIC_SIDE_BY_SIDE),
         min_words=50,
-        hint=("Read the line printed under the training curves and the first points of 'Read the result'; the "
-              "table of differences lists the rules that part the two.",
+        hint=("Read the line printed under the training curves and the second point of 'Read the result' "
+              "(\"Trained from their own random starts\"); the table in 'Copying our weights into Keras' lists the "
+              "rules that part the two.",
               "Cover what the rubric asks: the numbers and the absence of a verdict, what differs besides the "
               "framework, why the losses are on different scales, and what runs would decide."),
     )  # fmt: skip

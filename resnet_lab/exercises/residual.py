@@ -172,9 +172,9 @@ def shattered(answer: object) -> Feedback:
     """Whose input-gradient looks most like white noise (autocorrelation falls fastest)?"""
     return check_choice(
         answer, "B", SHATTERED_OPTIONS, "the network with the most shattered gradients",
-        hint=("See \"Shattered gradients\" (Run): white noise is uncorrelated with itself at any shift.",
-              "In the autocorrelation plot, look for the curve that falls to about zero already at a lag of one or "
-              "two pixels."),
+        hint=("See \"Shattered gradients\" (Run): white noise is uncorrelated with itself at every non-zero shift.",
+              "In the table (or the autocorrelation plot), look for the network whose autocorrelation is already "
+              "about zero at lag 1, one step of the input sweep."),
     )  # fmt: skip
 
 

@@ -169,7 +169,8 @@ def bottleneck(student: object) -> Feedback:
         student, _reference_bottleneck, [(64, 16, 1), (64, 32, 2), (32, 16, 1)],
         lambda args: (2, args[0], 8, 8), "your bottleneck", BOTTLENECK_MISTAKES,
         hint=("See \"The Bottleneck\" (Build): a 1x1 convolution that narrows, a 3x3 that does the spatial work, "
-              "a 1x1 that widens by the expansion. Which of the three carries the stride in torchvision?",
+              "a 1x1 that widens by the expansion. Which of the three carries the stride in torchvision? \"The "
+              "paper's ResNet-50 and torchvision's\" (Run) prints it.",
               "Channels go from inplanes to planes, planes, then 4 x planes; the 3x3 has the stride and the 1x1s no "
               "padding. A BN follows each convolution; a ReLU follows the first two and the sum. The shortcut "
               "projects (1x1 + BN) where the input's channels differ from 4 x planes or the stride is not 1: for "
@@ -199,7 +200,7 @@ def bottleneck_params(answer: object) -> Feedback:
     return check_number(
         answer, M.count_parameters(M.resnet50().layer1[0]), "the parameters of resnet50.layer1[0]",
         hint=("A convolution without bias has in x out x k x k weights; a BatchNorm has a scale and a shift per "
-              "channel. See \"Where the parameters and the work are\" (Run).",
+              "channel. See the trace in \"The Bottleneck\" (Build), of the next block of the same stage.",
               "List the block's layers: three convolutions on the main path (1x1, 3x3, 1x1), the 1x1 projection on "
               "the shortcut, and a BatchNorm after each of the four. Between which channel counts is each? A "
               "smaller example: a 3x3 convolution from 16 to 32 channels has 16 x 32 x 9 = 4,608 weights."),
@@ -254,8 +255,8 @@ def resnet50_cost(answer: object) -> Feedback:
     return check_written(
         answer, "the question on the cost of the 50-layer ResNet", own_run.rubric_lines(RUBRIC_RESNET50_COST),
         min_words=40,
-        hint=("Read the section on where the paper and torchvision put the stride of a downsampling Bottleneck: "
-              "its two traces and the paragraph after them.",
+        hint=("Read \"The paper's ResNet-50 and torchvision's\" (Run): its two traces and the paragraph after "
+              "them; ResNet-34's figure is in the table of \"Checked against torchvision's published figures\".",
               "Cover what the rubric asks: which convolution carries the stride in each, what that does to the "
               "work and to the parameters, how close 3.858 is to Table 1, and what a reported cost should say."),
     )  # fmt: skip

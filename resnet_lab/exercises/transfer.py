@@ -167,11 +167,12 @@ RUBRIC_TRANSFER = (
      "and the status.", 1),
     ("Applies the paired rule: shown only where every draw's difference has the same sign and the mean exceeds "
      "the sd; a draw that disagrees in sign leaves a claim undecided.", 1),
-    ("Explains why the probe can fall behind while fine-tuning does not, as a likely reason the run does not "
+    ("Explains why the two ways can differ, as a likely reason the run does not "
      "test: the source classes are clothing, the target classes mostly shoes and a bag; a probe can only weigh "
      "the frozen features, fine-tuning can change them.", 1),
-    ("Says what would decide the undecided claims or test the reason: more draws (at every label count, where "
-     "one draw's rule covers only the test images), or a source task that contains shoes.", 1),
+    ("Says what would decide further or test the reason: more draws where a claim rests on one draw (whose rule "
+     "covers only the test images); a paired claim whose draws already disagree in sign cannot be decided by "
+     "adding draws under the rule; a source task that contains shoes would test the reason.", 1),
 )
 
 
@@ -184,5 +185,6 @@ def ways_with_few_labels(answer: object) -> Feedback:
         hint=("Read the transfer verdict's first lines and its two claims at the fewest labels per class, then "
               "the paragraph after it on why the linear probe can fall behind.",
               "Cover what the rubric asks: the numbers draw by draw and the status of both claims, the rule that "
-              "decided them, a reason the two ways differ, and what more runs would decide."),
+              "decided them, a reason the two ways differ, and what more runs could decide under that rule and "
+              "what they could not."),
     )  # fmt: skip
