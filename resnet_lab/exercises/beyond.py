@@ -95,9 +95,8 @@ def delete_block(student: object) -> Feedback:
     hint = ("See \"Deleting blocks from the trained networks\" (Run): a deleted block passes on what its "
             "shortcut would, its input unchanged; and the original network has to stay intact for the next "
             "deletion.",
-            "Copy the whole network first, deeply, so that its weights are copied too. In the copy, find the "
-            "stage by its name (layer1 to layer3) and put, at the block's index, a module that returns its input "
-            "as it is. Return the copy. Only blocks that keep the shape can go.")
+            "Work on a deep copy, so that the weights are copied too; in it, replace the block with a module that "
+            "returns its input unchanged. Only blocks that keep the shape can go.")
     if not callable(student):
         return Feedback(False, f"Expected a function (model, stage, index), got {type(student).__name__}.", hint)
     torch.manual_seed(0)
@@ -140,8 +139,8 @@ def plain_lesion(answer: object) -> Feedback:
     """Delete one shape-preserving block from the middle of a trained plain network. What happens?"""
     return check_choice(
         answer, "B", LESION_OPTIONS, "the plain net after deleting one block",
-        hint=("See \"Deleting blocks from the trained networks\" (Run): in a plain net, what carries the signal "
-              "past a deleted block?",
+        hint=("See \"Deleting blocks from the trained networks\" (Run): a deleted block passes its input on as it "
+              "is. What did the layers after it receive in training, and is any of that left in a plain net?",
               "In a plain net every layer's output is the next layer's only input, and the layers after the gap "
               "were trained on what the deleted block produced."),
     )  # fmt: skip
@@ -169,8 +168,9 @@ def zero_init(answer: object) -> Feedback:
 # --- Your own run ---------------------------------------------------------------------------
 
 LESIONS_HINT = (
-    "Look at the lesion study of your residual net: its test error intact and with each block deleted alone "
-    "(the left panel of the lesion figure), against the chapter's margin for 'barely changes'.",
+    "See \"Deleting blocks from the trained networks\" (Run): the left panel of the lesion figure (\"one block "
+    "deleted\") gives your residual net's test error with each block deleted alone, and the verdict's first "
+    "sentence its intact error; compare each rise with the chapter's margin for 'barely changes'.",
     "For each single deletion, the rise is its test error minus the intact net's, in points; count the "
     "deletions whose rise is larger than the margin, beyond.BARELY_CHANGES (2 points). Count the rise alone: "
     "the verdict's own count also subtracts two standard errors, so it can be smaller.",
@@ -199,7 +199,9 @@ def lesions_over_margin(answer: object, study: object, key: object = None) -> Fe
     if not isinstance(result, Mapping) or "single" not in result or "intact" not in result:
         return Feedback(False, f"study[{key!s}] should be what lesion_study returns (with 'intact' and 'single').",
                         hint)  # fmt: skip
-    rises = [100 * (e - result["intact"]) for e in result["single"]]
+    # Rounded to 1e-6 points: the errors are float32 means, so a rise of exactly 2 points on 1,000 images
+    # comes out as 1.9999996 and would otherwise never count as "at the margin".
+    rises = [round(100 * (e - result["intact"]), 6) for e in result["single"]]
     above = sum(r > BARELY_CHANGES + 1e-9 for r in rises)
     at_margin = sum(abs(r - BARELY_CHANGES) <= 1e-9 for r in rises)
     what = f"the single deletions that raise {key}'s test error by more than {BARELY_CHANGES:g} points"
@@ -227,8 +229,9 @@ RUBRIC_LESIONS = (
     ("Says how this run differs from Veit et al.'s experiment: far fewer blocks (so fewer, shorter paths, each a "
      "larger share), another data set and far less training; and that the run cannot tell which difference "
      "matters.", 1),
-    ("Says what would test their claim: a net as deep as theirs (110 layers), fully trained on their data set, "
-     "e.g. at a larger profile; and that 2 points is the book's reading of 'barely changes', not theirs.", 1),
+    ("Says what would test their claim: a net as deep as theirs (110 layers), fully trained on their data set "
+     "(CIFAR-10), e.g. the `paper` profile (the `gpu` profile's ResNet-56 for 10 epochs is neither); and that 2 "
+     "points is the book's reading of 'barely changes', not theirs.", 1),
 )
 
 
@@ -238,8 +241,9 @@ def lesions_and_veit(answer: object) -> Feedback:
     comparison with the plain net, how this run differs from theirs, and what run would test their claim."""
     return check_written(
         answer, "the question on the lesion verdict", own_run.rubric_lines(RUBRIC_LESIONS), min_words=50,
-        hint=("Read the lesion verdict: both claims, their rules and evidence, and its first sentences; then the "
-              "paragraph on Veit et al.'s net above the lesion figure.",
+        hint=("See \"Deleting blocks from the trained networks\" (Run): read the lesion verdict (both claims, their "
+              "rules and evidence, and its first sentences), then that section's paragraph on Veit et al.'s net, "
+              "above the lesion figure.",
               "Cover what the rubric asks: the numbers and the rule of Veit et al.'s claim, the plain net's side, "
               "what differs from their experiment, and a run that would test the claim."),
     )  # fmt: skip
