@@ -174,8 +174,9 @@ RUBRIC_DEEPER_RESIDUAL = (
      "the sd, not shown if every one is negative and minus the mean exceeds the sd, else undecided.", 1),
     ("Does not overread the run: a few epochs on a small subset is not the paper's 164 epochs on its full data set, "
      "this is the claim most sensitive to scale, and the run cannot say why the deeper net ended where it did.", 1),
-    ("Names a run that would decide it: the paper's scale (the paper profile, or more epochs on the full data), "
-     "with more seeds where the claim is undecided.", 1),
+    ("Names a run that would decide it: the paper's scale (164 epochs on the full data, as the paper profile runs) "
+     "with two or more seeds, since with one seed, as the paper profile runs, the verdict decides none of the "
+     "claims.", 1),
 )
 
 

@@ -67,8 +67,8 @@ def per_class_accuracy(student: object) -> Feedback:
         hint=("See \"Confusion matrix\" (Read the result): rows are true classes, columns predicted ones. Where "
               "are the correct predictions, and how many images does each true class have?",
               "The correct predictions lie on the diagonal; the images of one true class add up along its row. "
-              "Divide each diagonal entry by its row's total, in floating point (an integer tensor divides "
-              "differently). For [[5, 1], [2, 6]] that gives 5/6 and 6/8."),
+              "Divide each diagonal entry by its row's total (with /, which gives fractions; // would floor "
+              "them). For [[5, 1], [2, 6]] that gives 5/6 and 6/8."),
     )  # fmt: skip
 
 
@@ -186,7 +186,8 @@ def resume(answer: object) -> Feedback:
 # --- Your own run ---------------------------------------------------------------------------
 
 MOST_CONFUSED_HINT = (
-    "Look at your confusion matrix off its diagonal: rows are true classes, columns predicted ones, and a "
+    "See \"Confusion matrix\" (Read the result): look at your confusion matrix off its diagonal: rows are true "
+    "classes, columns predicted ones, and a "
     "confusion between two classes goes both ways.",
     "For every pair of different classes add the two counts, true A predicted as B and true B predicted as A; "
     "answer with the pair whose sum is largest, as two class names. The three largest single counts the "
@@ -250,10 +251,12 @@ def most_confused(answer: object, confusion: object, classes: Sequence[str] = FA
 #: What a written interpretation of the BatchNorm claim is graded on, with the points for each.
 RUBRIC_BATCHNORM = (
     ("Quotes the claim's status and evidence: the accuracy with each test batch's own statistics, with the running "
-     "statistics, their difference and its standard error, and the rule (a difference beyond 2 SE).", 1),
-    ("Says what 'shown' establishes: the weights had learned more than evaluation mode lets them show, so the "
-     "running statistics, which trail the weights after so few steps, hold the test accuracy down, at least in part.",
-     1),
+     "statistics, their difference and its standard error, and the rule (shown if batch-statistics minus "
+     "running-statistics accuracy exceeds 2 standard errors, not shown if it is below -2 of them, undecided "
+     "between).", 1),
+    ("Says what the status establishes: if shown, the weights had learned more than evaluation mode lets them "
+     "show, so the running statistics, which trail the weights after so few steps, hold the test accuracy down, at "
+     "least in part; if undecided or not shown, that the run gives this explanation no support.", 1),
     ("Says what it does not establish: one seed, so it is about this trained network; the SE treats two accuracies "
      "on the same images as independent (conservative); batch statistics share information between the images "
      "of a batch.", 1),
@@ -268,8 +271,8 @@ def batchnorm_after_short_run(answer: object) -> Feedback:
     what decided its status, what it establishes, what it does not, and a run that would test it further."""
     return check_written(
         answer, "the question on the BatchNorm claim", own_run.rubric_lines(RUBRIC_BATCHNORM), min_words=50,
-        hint=("Read the claim printed under the D2L run: its status, rule and evidence, and the paragraph after "
-              "it.",
+        hint=("See \"D2L's recipe, as D2L runs it\" (Run): read the claim printed under the comparison of the two "
+              "statistics, its status, rule and evidence, and the paragraph after it.",
               "Cover what the rubric asks: the two accuracies and the rule, what the status means for this "
               "network, its limits (seeds, the standard error, what batch statistics share), and a further run."),
     )  # fmt: skip
