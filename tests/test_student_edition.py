@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -108,7 +109,10 @@ def test_an_unknown_class_profile_is_refused_before_anything_is_written(tmp_path
 
 def _make_n(*args: str) -> str:
     """What ``make -n`` would run (nothing is run; the set-up commands show too where .venv is stale)."""
-    return subprocess.run(["make", "-n", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    # Run from `make test`, make's own variables would make this a sub-make that prints its directory.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    return subprocess.run(["make", "--no-print-directory", "-n", *args], cwd=REPO, capture_output=True, text=True,
+                          check=True, env=env).stdout  # fmt: skip
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make here")
