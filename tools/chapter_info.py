@@ -134,13 +134,18 @@ SESSIONS = {
 }
 
 
+def _short(minutes: float | None) -> str:
+    """:func:`_duration` for a narrow table cell: "<1 min" for under a minute."""
+    return _duration(minutes).replace("under a minute", "<1 min")
+
+
 def syllabus(all_facts: dict[str, dict]) -> str:
     """The guide's table of sessions: each session's minutes of reading, exercises and running,
     on a laptop (the ``cpu`` run as measured) and on Colab (the ``gpu`` run's central T4 plan)."""
     lines = [
-        "| session | chapters | read | exercises (estimated) | run on a laptop (`cpu`, measured) "
-        "| run on Colab (`gpu`, planned T4) | total, laptop | total, Colab |",
-        "|---|---|---|---|---|---|---|---|",
+        "| session | chapters | read | exercises (estimated) | run: laptop (`cpu`) / Colab (`gpu`) "
+        "| total: laptop / Colab |",
+        "|---|---|---|---|---|---|",
     ]
     for name, stems in SESSIONS.items():
         fs = [all_facts[s] for s in stems]
@@ -150,8 +155,8 @@ def syllabus(all_facts: dict[str, dict]) -> str:
         gpu = sum(f["gpu"].minutes for f in fs)
         chapters = ", ".join(f"{{doc}}`../notebooks/{s}`" for s in stems)
         laptop = None if cpu is None else read + ex + cpu
-        lines.append(f"| {name} | {chapters} | {read} min | {ex} min | {_duration(cpu)} | {_duration(gpu)} | "
-                     f"{_duration(laptop)} | {_duration(read + ex + gpu)} |")  # fmt: skip
+        lines.append(f"| {name} | {chapters} | {read} min | {ex} min | {_short(cpu)} / {_short(gpu)} | "
+                     f"{_short(laptop)} / {_short(read + ex + gpu)} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
