@@ -51,7 +51,8 @@ def describe(device: torch.device | str = "auto") -> str:
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "mps":
         return "mps (Apple GPU)"
-    return f"{device.type} ({torch.get_num_threads()} threads)" if device.type == "cpu" else str(device)
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'s' if threads != 1 else ''})" if device.type == "cpu" else str(device)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -62,6 +62,9 @@ class RunInfo:
     batch_size: int | None = None
     train_images: int | None = None
     test_images: int | None = None
+    #: Processes (ranks) that trained it together, each on its share of every batch (``batch_size`` is the
+    #: combined batch; chapter "Training on many devices").
+    processes: int = 1
     # Written by train_all:
     key: RunKey | None = None
     data: str | None = None

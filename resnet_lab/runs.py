@@ -21,6 +21,11 @@ records the epochs trained and the epochs asked for
 disconnect keeps the schedule chosen when it started (its checkpoints carry
 the epochs in their fingerprint). ``RESNET_LAB_FULL_SCHEDULE=1``, or
 ``full_schedule=True``, trains the full schedule anyway.
+
+Inside a process group (``torchrun``, :mod:`resnet_lab.distributed`) the
+runner works unchanged: every rank trains its share of every batch, the
+probe times steps of the wrapped network (all-reduce included) and rank 0's
+plan is every rank's, and only rank 0 speaks and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import torch
 from torch import nn
 
 from . import device as dev
-from . import settings
+from . import distributed, settings
 from .data import ImageSet
 from .history import History, RunKey
 from .loader import DeviceLoader, for_recipe, for_testing
@@ -108,6 +113,10 @@ def probe(model: nn.Module, loader: DeviceLoader, recipe: Recipe, steps: int = 1
     away, but should not diverge while timed). Each step is timed alone and
     the median is used: a pause of the machine during one step (a shared
     host, a notebook autosave) does not skew the plan.
+
+    In a process group the copy is wrapped in ``DistributedDataParallel``, so
+    the steps include the gradients' all-reduce, the rates count every rank's
+    images, and every rank gets rank 0's numbers (every rank must plan alike).
     """
     device = dev.resolve(device)
     precision = dev.resolve_precision(precision, device)
@@ -117,12 +126,13 @@ def probe(model: nn.Module, loader: DeviceLoader, recipe: Recipe, steps: int = 1
     net.train()
     optimizer = make_optimizer(net, recipe, lr=recipe.lr * 0.01)
     scaler = make_scaler(device, precision)
+    stepped = distributed.wrap(net, device)
     x, y = next(iter(loader))
     times = []
     for i in range(steps + 2):
         dev.synchronize(device)
         t0 = time.perf_counter()
-        train_step(net, x, y, optimizer, scaler, precision=precision, label_smoothing=recipe.label_smoothing,
+        train_step(stepped, x, y, optimizer, scaler, precision=precision, label_smoothing=recipe.label_smoothing,
                    rate=recipe.lr * 0.01)  # fmt: skip
         dev.synchronize(device)
         if i >= 2:
@@ -136,7 +146,9 @@ def probe(model: nn.Module, loader: DeviceLoader, recipe: Recipe, steps: int = 1
         for _ in range(2):
             net(x)
         dev.synchronize(device)
-    return Probe(train_ips, 2 * len(y) / (time.perf_counter() - t0))
+    test_ips = 2 * len(y) / (time.perf_counter() - t0)
+    ranks = distributed.world_size()
+    return Probe(*distributed.broadcast_floats([train_ips * ranks, test_ips * ranks]))
 
 
 def plan_line(todo: int, finished: int, epochs: int, seconds: float, where: str, probe_steps: int,
@@ -194,6 +206,7 @@ def train_all(
     budget_s: float | None = None,
     full_schedule: bool | None = None,
     say: Callable[[str], None] = print,
+    sync_batchnorm: bool = False,
 ) -> dict[str, History]:
     """Train every network of ``nets`` with ``recipe`` on the same batches; returns their histories.
 
@@ -210,7 +223,8 @@ def train_all(
             Kept only with a probe, which measures the speed the budget is checked against.
         full_schedule: True trains all ``epochs`` whatever the budget (default:
             ``RESNET_LAB_FULL_SCHEDULE``).
-        say: where the plan and per-network lines go (``print`` by default).
+        say: where the plan and per-network lines go (``print`` by default; rank 0's only, in a process group).
+        sync_batchnorm: in a process group, BatchNorm over the combined batch (see :func:`~resnet_lab.train.fit`).
 
     Each history's ``info`` (:class:`~resnet_lab.history.RunInfo`) gets the run's key, the data, the profile,
     ``status`` (trained, resumed from epoch k, or loaded), the planned and
@@ -223,6 +237,8 @@ def train_all(
         raise ValueError(f"recipe {recipe.name!r} trains at {recipe.resize}x{recipe.resize}, but the data is "
                          f"{train_set.shape}; load it with resize={recipe.resize}")  # fmt: skip
     device = dev.resolve(device)
+    if not distributed.is_main():
+        say = _silent
     train = for_recipe(recipe, train_set, device=device, seed=seed, normalize=normalize)
     test = for_testing(test_set, device=device, normalize=normalize) if test_set is not None else None
     chosen = profile if isinstance(profile, Profile) else None
@@ -286,7 +302,8 @@ def train_all(
     for name, net in nets.items():
         t0 = time.perf_counter()
         history = fit(net, train, test, recipe=recipe, epochs=epochs, device=device, precision=precision,
-                      checkpoint=ckpts[name], seed=seed, progress=progress, eval_every=eval_every)  # fmt: skip
+                      checkpoint=ckpts[name], seed=seed, progress=progress, eval_every=eval_every,
+                      sync_batchnorm=sync_batchnorm)  # fmt: skip
         wall = time.perf_counter() - t0
         if status[name] == "loaded":
             wall = None  # trained in an earlier session; its epochs keep their own timings
@@ -298,6 +315,10 @@ def train_all(
         histories[name] = history
         say(_result_line(name, history, wall))
     return histories
+
+
+def _silent(line: str) -> None:
+    """What ranks other than 0 say: nothing (one voice per run)."""
 
 
 def _result_line(name: RunKey | str, h: History, wall: float | None) -> str:

@@ -12,6 +12,14 @@ Mixed precision (bf16, or fp16 with loss scaling) runs through
 ``torch.autocast``, on a GPU or on the CPU. The training loader is made from
 the recipe by :func:`resnet_lab.loader.for_recipe`; ``fit`` refuses one that
 contradicts its recipe (:class:`Loader` says what ``fit`` reads).
+
+Inside a process group of several ranks (``torchrun``; chapter "Training on
+many devices", :mod:`resnet_lab.distributed`) ``fit`` runs unchanged: each
+rank trains on its share of every batch, the model is wrapped in
+``DistributedDataParallel`` (optionally with BatchNorm synchronised), the
+epoch's sums and the test counts are added over the ranks, only rank 0
+draws progress and writes checkpoints, and every rank resumes from the same
+checkpoint.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import device as dev
+from . import distributed
 from .files import CheckpointMismatchError, atomic_save, load_model, model_fingerprint, read_saved, save_model
 from .history import EpochRecord, History, RunInfo
 from .models import evaluating
@@ -77,6 +86,11 @@ def check_loader(train: object, recipe: Recipe) -> Loader:
     if train.augment != recipe.augment:
         raise ValueError(f"the loader augments with {train.augment!r}, but recipe {recipe.name!r} names "
                          f"{recipe.augment!r}; {fix}, or recipe.replace(augment={train.augment!r})")  # fmt: skip
+    share = (getattr(train, "rank", 0), getattr(train, "world_size", 1))
+    if share != distributed.share():
+        raise ValueError(f"this process is rank {distributed.rank()} of {distributed.world_size()}, but the loader "
+                         f"gives the share of rank {share[0]} of {share[1]}; {fix} inside the process group "
+                         "(it takes this rank's share)")  # fmt: skip
     return train
 
 
@@ -176,9 +190,18 @@ class Meter:
         self.wrong += (out.detach().argmax(1) != y).sum()
         self.images += len(y)
 
+    def totals(self) -> tuple[float, int, int]:
+        """Summed loss, errors and images since the meter was made, over every rank of a process group."""
+        device = self.loss.device
+        sums = torch.stack([self.loss.double(), self.wrong.double(), torch.tensor(float(self.images), device=device,
+                                                                                  dtype=torch.float64)])
+        loss, wrong, images = distributed.sum_across(sums).tolist()
+        return loss, round(wrong), round(images)
+
     def averages(self) -> tuple[float, float]:
-        """Mean loss and error fraction since the meter was made."""
-        return self.loss.item() / self.images, self.wrong.item() / self.images
+        """Mean loss and error fraction since the meter was made (over every rank)."""
+        loss, wrong, images = self.totals()
+        return loss / images, wrong / images
 
 
 def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, scaler, *,
@@ -222,6 +245,7 @@ def fit(
     on_step: Callable[[int], None] | None = None,
     log_every: int | None = None,
     eval_every: int = 1,
+    sync_batchnorm: bool = False,
 ) -> History:
     """Train ``model`` for ``epochs`` epochs with ``recipe``; returns the :class:`History`.
 
@@ -241,6 +265,9 @@ def fit(
             (default: five points per epoch).
         eval_every: test every this many epochs, and after the last (runs
             of many tiny epochs, as with few labels, test less often).
+        sync_batchnorm: in a process group, BatchNorm normalises with the statistics of the combined
+            batch (:func:`resnet_lab.distributed.convert_sync_batchnorm`, which replaces ``model``'s
+            BatchNorm modules in place); else with each rank's share's. Nothing changes in one process.
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
@@ -254,6 +281,8 @@ def fit(
     model.to(device)
     if train.channels_last:
         model.to(memory_format=torch.channels_last)
+    if sync_batchnorm and distributed.active():
+        model = distributed.convert_sync_batchnorm(model, device)
     optimizer = make_optimizer(model, recipe)
     scaler = make_scaler(device, precision)
     total_steps = epochs * steps_per_epoch
@@ -267,20 +296,22 @@ def fit(
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if ckpt_path is not None and ckpt_path.exists():
         start_epoch = load_checkpoint(ckpt_path, model, optimizer, scaler, history, device)
+    net = distributed.wrap(model, device)  # DistributedDataParallel in a process group, else model
     history.info = RunInfo(
         arch=str(getattr(model, "arch", type(model).__name__)), params=sum(p.numel() for p in model.parameters()),
         trainable=sum(p.numel() for p in model.parameters() if p.requires_grad), device=dev.describe(device),
         precision=precision, epochs=epochs, recipe=recipe.name, schedule=recipe.schedule, lr=recipe.lr,
         batch_size=train.batch_size, train_images=train.num_images, test_images=getattr(test, "num_images", None),
+        processes=distributed.world_size(),
     )  # fmt: skip
     log_every = log_every or max(1, steps_per_epoch // 5)
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, epochs):
         train.set_epoch(epoch)
-        bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress)
+        bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress and distributed.is_main())
         dev.synchronize(device)
         t0 = time.perf_counter()
-        meter, step = train_one_epoch(model, train, optimizer, scaler, rate=rate, step=step, precision=precision,
+        meter, step = train_one_epoch(net, train, optimizer, scaler, rate=rate, step=step, precision=precision,
                                       label_smoothing=recipe.label_smoothing, history=history,
                                       log_every=log_every, on_step=on_step, bar=bar)  # fmt: skip
         dev.synchronize(device)
@@ -289,11 +320,13 @@ def fit(
             bar.close()
         tested = test is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs)
         test_loss, test_error = evaluate(model, test, device, precision) if tested else (None, None)
-        train_loss, train_error = meter.averages()
-        history.records.append(EpochRecord(epoch + 1, step, rate(step - 1), train_loss, train_error, test_loss,
-                                           test_error, meter.images / seconds, seconds))  # fmt: skip
+        loss_sum, wrong, images = meter.totals()
+        history.records.append(EpochRecord(epoch + 1, step, rate(step - 1), loss_sum / images, wrong / images,
+                                           test_loss, test_error, images / seconds, seconds))  # fmt: skip
         if ckpt_path is not None:
-            save_checkpoint(ckpt_path, model, optimizer, scaler, history, epoch + 1)
+            if distributed.is_main():
+                save_checkpoint(ckpt_path, model, optimizer, scaler, history, epoch + 1)
+            distributed.barrier()  # no rank runs ahead of the checkpoint it would resume from
     return history
 
 
@@ -308,7 +341,8 @@ def _progress(total: int, desc: str, enabled: bool):
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: str | torch.device = "auto",
              precision: str = "fp32") -> tuple[float, float]:  # fmt: skip
-    """Mean cross-entropy loss and error (fraction wrong) of ``model`` on ``loader``, in eval mode."""
+    """Mean cross-entropy loss and error (fraction wrong) of ``model`` on ``loader``, in eval mode; in a
+    process group, over every rank's share (the sums are added across ranks)."""
     device = dev.resolve(device)
     loss_sum, wrong, n = 0.0, 0, 0
     with evaluating(model), dev.autocast(device, dev.resolve_precision(precision, device)):
@@ -318,9 +352,16 @@ def evaluate(model: nn.Module, loader: Iterable, device: str | torch.device = "a
             loss_sum += F.cross_entropy(out, y, reduction="sum").item()
             wrong += (out.argmax(1) != y).sum().item()
             n += len(y)
+    loss_sum, wrong, n = distributed.sum_across(torch.tensor([loss_sum, wrong, n], dtype=torch.float64,
+                                                              device=_collective_device(device))).tolist()
     if n == 0:
         raise ValueError("evaluate() got an empty loader")
     return loss_sum / n, wrong / n
+
+
+def _collective_device(device: torch.device) -> torch.device:
+    """Where a tensor for a collective must live: the GPU under ``nccl``, the CPU under ``gloo``."""
+    return device if device.type == "cuda" else torch.device("cpu")
 
 
 @torch.no_grad()
@@ -381,3 +422,9 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer, scaler, history: Hi
     if cuda_rng and torch.cuda.is_available() and len(cuda_rng) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda_rng)  # the GPUs' generators too, where the run had them
     return int(state["epoch"])
+
+
+if __name__ == "__main__":  # python -m resnet_lab.train ..., or under torchrun: the command line
+    from resnet_lab.cli import main
+
+    raise SystemExit(main())
