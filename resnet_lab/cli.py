@@ -96,6 +96,8 @@ def _jobs(args, profile) -> list[tuple]:
     """``(recipe, nets, train_set, test_set, epochs)`` for each ``train_all`` call to make."""
     from .data import load_cifar10, load_fashion_mnist
 
+    torch.manual_seed(args.seed)  # the networks' initial weights (rank 0's reach every rank)
+
     if args.model is not None:
         if args.epochs is None or args.epochs < 1:
             _fail("--model needs --epochs N (a positive number)")
@@ -103,7 +105,6 @@ def _jobs(args, profile) -> list[tuple]:
         channels = 3 if args.data == "cifar10" else 1
         train_set = _load(load, True, subset=args.train_images)
         test_set = _load(load, False, subset=args.test_images)
-        torch.manual_seed(args.seed)
         nets = {RunKey(args.model): models.cifar_resnet(MODELS[args.model], in_channels=channels)}
         return [(RECIPES[args.recipe], nets, train_set, test_set, args.epochs)]
     s = profile.sizes(args.chapter)

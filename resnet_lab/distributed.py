@@ -32,7 +32,6 @@ resnet_lab.train ...`` starts one (:mod:`resnet_lab.cli`).
 from __future__ import annotations
 
 import datetime
-import os
 import socket
 import tempfile
 import time
@@ -44,6 +43,7 @@ import torch.distributed as dist
 from torch import nn
 
 from . import device as dev
+from . import settings
 
 __all__ = [
     "init", "active", "rank", "world_size", "is_main", "barrier", "share", "backend_for", "sum_across",
@@ -101,7 +101,7 @@ def init(device: str | torch.device = "auto", timeout_s: float = TIMEOUT_S) -> t
     as usual. With them, each rank takes GPU ``LOCAL_RANK`` where there are
     GPUs (``nccl``), else the CPU (``gloo``).
     """
-    if "WORLD_SIZE" not in os.environ or (dist.is_available() and dist.is_initialized()):
+    if settings.launcher() is None or (dist.is_available() and dist.is_initialized()):
         return _device_of_rank(device)
     device = _device_of_rank(device)
     dist.init_process_group(backend_for(device), timeout=datetime.timedelta(seconds=timeout_s))
@@ -109,10 +109,10 @@ def init(device: str | torch.device = "auto", timeout_s: float = TIMEOUT_S) -> t
 
 
 def _device_of_rank(device: str | torch.device) -> torch.device:
-    chosen = dev.resolve(device)
-    if chosen.type != "cuda" or "LOCAL_RANK" not in os.environ:
+    chosen, started = dev.resolve(device), settings.launcher()
+    if chosen.type != "cuda" or started is None:
         return chosen
-    local, gpus = int(os.environ["LOCAL_RANK"]), torch.cuda.device_count()
+    local, gpus = started["local_rank"], torch.cuda.device_count()
     if chosen.index is None:
         if local >= gpus:
             raise RuntimeError(f"local rank {local} needs GPU {local}, but this machine has {gpus} GPU(s); start "
@@ -392,7 +392,7 @@ def _first_failure(context, index: int, trace: str) -> tuple[int, str]:
 
 def _worker(local_rank: int, fn: Callable, args: tuple, env: dict, out: str, threads: int, backend: str,
             timeout_s: float) -> None:  # fmt: skip
-    os.environ.update(env, RANK=str(local_rank), LOCAL_RANK=str(local_rank))
+    settings.export({**env, "RANK": str(local_rank), "LOCAL_RANK": str(local_rank)})
     torch.set_num_threads(threads)
     dist.init_process_group(backend, rank=local_rank, world_size=int(env["WORLD_SIZE"]),
                             timeout=datetime.timedelta(seconds=timeout_s))  # fmt: skip

@@ -123,6 +123,37 @@ QUIZZES: dict[str, list[dict]] = {
            ("(3, 3, 64, 32)", False, "In and out are swapped."),
            ("(3, 3, 32, 64)", True, "Right: Keras stores (height, width, in, out).")),
     ],
+    "distributed": [
+        _q("Each of N ranks computes the mean loss over its own equal share of the batch. Why are the ranks' "
+           "gradients averaged rather than summed?",
+           ("Averaging sends fewer bytes than summing", False, "Both move the same bytes: an average is the "
+                                                               "all-reduced sum divided by N."),
+           ("A sum of N gradients would overflow float32", False, "It would not overflow; it would be N times "
+                                                                  "too large for the learning rate."),
+           ("So that N ranks take the step one process takes on the combined batch", True,
+            "Right: the combined batch's mean loss is the mean of the ranks' mean losses, so its gradient is the "
+            "mean of their gradients; a sum would be N times it, as if the learning rate were multiplied by N.")),
+        _q("With plain BatchNorm, why does training on N processes differ from one process on the combined "
+           "batch?",
+           ("Each rank normalises with the mean and variance of its own share", True,
+            "Right: the statistics, and so the outputs and gradients, are those of a smaller batch; SyncBatchNorm "
+            "computes them over the whole batch, across ranks, and the two agree."),
+           ("The ranks start from different random weights", False, "DistributedDataParallel broadcasts rank 0's "
+                                                                    "weights when it wraps the model."),
+           ("The gradients are averaged, not summed", False, "The average is the combined batch's gradient; "
+                                                             "BatchNorm's statistics are what differ.")),
+        _q("Goyal et al. (2017) train with a minibatch k times as large. What does their linear scaling rule do "
+           "to the learning rate?",
+           ("Keeps it: the averaged gradient is already right", False, "With k times fewer steps per epoch, "
+                                                                       "each step has to go about k times as "
+                                                                       "far."),
+           ("Multiplies it by k, reached by a gradual warm-up", True,
+            "Right: section 2 of the paper; the warm-up (over the first 5 epochs on ImageNet) avoids the "
+            "instability of a large rate at the start of training."),
+           ("Multiplies it by the square root of k", False, "That is another rule that has been proposed; "
+                                                            "Goyal et al.'s is linear: k times the batch, k times "
+                                                            "the rate.")),
+    ],
 }  # fmt: skip
 
 

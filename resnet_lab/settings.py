@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["VARIABLES", "profile_name", "runs_folder", "data_root", "cap", "transfer_mode", "full_schedule"]
+__all__ = ["VARIABLES", "profile_name", "runs_folder", "data_root", "cap", "transfer_mode", "full_schedule",
+           "launcher", "export"]
 
 #: Every variable, with what it does (the README's table).
 VARIABLES: dict[str, str] = {
@@ -86,6 +87,26 @@ def full_schedule() -> bool:
         raise ValueError(f"RESNET_LAB_FULL_SCHEDULE must be 1 (train every schedule in full) or 0 (shorten a "
                          f"schedule to the profile's budget), got {value!r}; unset it for the default (0)")
     return value in _TRUE
+
+
+def launcher() -> dict[str, int] | None:
+    """What ``torchrun`` (or :func:`resnet_lab.distributed.launch`) tells each process it starts:
+    ``{"rank", "world_size", "local_rank"}`` from ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; None where
+    ``WORLD_SIZE`` is unset (a process started by hand). These are PyTorch's variables, not the book's."""
+    world = _get("WORLD_SIZE")
+    if world is None:
+        return None
+    try:
+        return {"rank": int(_get("RANK") or 0), "world_size": int(world), "local_rank": int(_get("LOCAL_RANK") or 0)}
+    except ValueError:
+        raise ValueError(f"RANK, WORLD_SIZE and LOCAL_RANK must be integers (torchrun sets them), got "
+                         f"{_get('RANK')!r}, {world!r}, {_get('LOCAL_RANK')!r}; unset them to run one "
+                         "process") from None
+
+
+def export(values: dict[str, str]) -> None:
+    """Set environment variables in this process (a worker's ``RANK`` and the like, before it joins its group)."""
+    os.environ.update(values)
 
 
 def child_environment() -> dict[str, str]:

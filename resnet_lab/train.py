@@ -296,13 +296,20 @@ def fit(
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if ckpt_path is not None and ckpt_path.exists():
         start_epoch = load_checkpoint(ckpt_path, model, optimizer, scaler, history, device)
+    if distributed.active() and distributed.broadcast_floats([start_epoch])[0] != start_epoch:
+        raise RuntimeError(f"rank {distributed.rank()} resumes {ckpt_path} from epoch {start_epoch}, rank 0 from "
+                           "another: every rank must see the same run folder (on several machines, a shared file "
+                           "system)")  # fmt: skip
     net = distributed.wrap(model, device)  # DistributedDataParallel in a process group, else model
+    # A run loaded whole (nothing left to train) keeps the device and processes that trained it.
+    trained_by = history.info if start_epoch >= epochs and history.info.device else None
     history.info = RunInfo(
         arch=str(getattr(model, "arch", type(model).__name__)), params=sum(p.numel() for p in model.parameters()),
-        trainable=sum(p.numel() for p in model.parameters() if p.requires_grad), device=dev.describe(device),
+        trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        device=trained_by.device if trained_by else dev.describe(device),
         precision=precision, epochs=epochs, recipe=recipe.name, schedule=recipe.schedule, lr=recipe.lr,
         batch_size=train.batch_size, train_images=train.num_images, test_images=getattr(test, "num_images", None),
-        processes=distributed.world_size(),
+        processes=trained_by.processes if trained_by else distributed.world_size(),
     )  # fmt: skip
     log_every = log_every or max(1, steps_per_epoch // 5)
     step = start_epoch * steps_per_epoch

@@ -350,3 +350,17 @@ def test_torchrun_trains_the_chapter_under_smoke_and_two_launchers_act_as_two_no
     assert [node.returncode for node in nodes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
     two = json.loads((tmp_path / "two.json").read_text())["resnet20"]
     assert two["processes"] == 2 and two["status"] == "trained" and len(two["records"]) == 1
+
+
+def test_the_launchers_variables_are_read_in_one_place_with_a_clear_error(monkeypatch):
+    from resnet_lab import settings
+
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert settings.launcher() is None and D.init("cpu") == torch.device("cpu")  # no group: nothing to join
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert settings.launcher() == {"rank": 1, "world_size": 2, "local_rank": 0}
+    monkeypatch.setenv("RANK", "one")
+    with pytest.raises(ValueError, match="must be integers"):
+        settings.launcher()

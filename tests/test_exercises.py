@@ -338,7 +338,7 @@ def test_every_chapter_has_two_code_exercises_and_the_book_twelve():
     for (chapter, _), (_, kind) in E.EXERCISES.items():
         per_chapter[chapter] = per_chapter.get(chapter, 0) + (kind == "code")
     assert set(per_chapter) == {"tracing", "degradation", "residual", "fashion", "cifar", "beyond", "transfer",
-                                "keras"}  # fmt: skip
+                                "keras", "distributed"}  # fmt: skip
     assert all(n >= 2 for n in per_chapter.values()) and sum(per_chapter.values()) >= 12
 
 
@@ -362,3 +362,185 @@ def test_a_checker_that_breaks_gives_feedback():
     fb = broken(1)
     assert not fb.correct and "could not run your answer: KeyError" in fb.message
     del E.EXERCISES[("test", "broken")]
+
+
+# --- Training on many devices: the all-reduce, the shards, the bytes ---------------------------------------
+
+
+def _mean_per_rank(per_rank):
+    mean = sum(per_rank) / len(per_rank)
+    return [mean.clone() for _ in per_rank]
+
+
+def _adds_into_the_first(per_rank):
+    """The classic slip: a total bound to rank 0's tensor, so += adds into the caller's gradient."""
+    total = per_rank[0]
+    for t in per_rank[1:]:
+        total += t
+    return [total / len(per_rank) for _ in per_rank]
+
+
+def _copies_back(per_rank):
+    mean = torch.stack(per_rank).mean(0)
+    for t in per_rank:
+        t.copy_(mean)  # what dist.all_reduce does to its argument
+    return per_rank
+
+
+def test_average_gradients_accepts_right_answers_and_leaves_the_inputs_alone():
+    from resnet_lab.exercises import distributed as D
+
+    with engine.book_code_allowed():
+        assert D.average_gradients(D._reference_average).correct
+    assert D.average_gradients(_mean_per_rank).correct
+    assert D.average_gradients(lambda p: [torch.stack(p).mean(0)] * len(p)).correct  # one tensor shared: fine
+    assert D.average_gradients(lambda p: tuple(_mean_per_rank(p))).correct
+    given = [torch.ones(3), 3 * torch.ones(3)]
+    assert torch.equal(_mean_per_rank(given)[1], 2 * torch.ones(3))
+
+
+@pytest.mark.parametrize("answer,named", [
+    (lambda p: [sum(p).clone() for _ in p], "every rank gets the sum, not the mean"),
+    (lambda p: sum(p) / len(p), "it returns one tensor, not one per rank"),
+    (_adds_into_the_first, "it changes the tensors passed in"),
+    (_copies_back, "it changes the tensors passed in"),
+])  # fmt: skip
+def test_average_gradients_names_each_known_mistake(answer, named):
+    from resnet_lab.exercises import distributed as D
+
+    fb = D.average_gradients(answer)
+    assert not fb.correct and fb.mistake == named and named in fb.message, str(fb)
+    mistake = next(m for m in D.AVERAGE_MISTAKES if m.name == named)
+    assert fb.hints[0] == mistake.hint and len(fb.hints) == 2
+
+
+def test_average_gradients_gives_feedback_for_broken_answers():
+    from resnet_lab.exercises import distributed as D
+
+    def raises(per_rank):
+        raise ValueError("no gradients here")
+
+    def placeholder(per_rank): ...
+
+    assert "failed: ValueError: no gradients here" in str(D.average_gradients(raises))
+    fb = D.average_gradients(placeholder)
+    assert not fb.correct and fb.placeholder and "returned None" in fb.message
+    assert "Expected a function" in str(D.average_gradients(42)) and D.average_gradients(...).placeholder
+    assert "returned str" in str(D.average_gradients(lambda p: "mean"))
+    assert "returned 1 item(s) for 2 rank(s)" in str(D.average_gradients(lambda p: _mean_per_rank(p)[:1]))
+    assert "item is int" in str(D.average_gradients(lambda p: [0] * len(p)))
+    assert "has shape (1, 3, 4)" in str(D.average_gradients(lambda p: [t[None] for t in _mean_per_rank(p)]))
+    assert "expected the mean" in str(D.average_gradients(lambda p: [t / 2 for t in _mean_per_rank(p)]))
+    # One rank: its own tensor is the mean, but the result must be a new tensor.
+    assert "returned a tensor passed in" in str(D.average_gradients(lambda p: list(p) if len(p) == 1
+                                                                    else _mean_per_rank(p)))  # fmt: skip
+
+
+def _padded_shard(order, world, rank):
+    """Another right answer: pad in Python, index the tensor."""
+    indices = order.tolist()
+    while len(indices) % world:
+        indices.append(indices[len(indices) - len(order)])
+    return torch.tensor(indices[rank::world])
+
+
+def _pad_with(fill):
+    def shard(order, world, rank):
+        pad = -len(order) % world
+        return torch.cat([order, fill(order, pad)])[rank::world]
+
+    return shard
+
+
+def test_rank_shard_accepts_the_contract_in_any_style():
+    from resnet_lab import distributed as dist_lib
+    from resnet_lab.exercises import distributed as D
+
+    with engine.book_code_allowed():
+        assert D.rank_shard(D._reference_shard).correct
+    assert D.rank_shard(_padded_shard).correct
+    assert D.rank_shard(lambda o, w, r: _padded_shard(o, w, r).tolist()).correct  # a list of ints is fine
+    # The reference is the library's contract: across ranks every image once, the padded ones twice.
+    for n, world in ((10, 4), (10, 3), (12, 4), (7, 1)):
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(n))
+        shards = [D._reference_shard(order, world, r) for r in range(world)]
+        assert len({len(s) for s in shards}) == 1
+        assert sorted(torch.cat(shards).tolist()) == sorted(order.tolist() + order[: dist_lib.padding(n, world)]
+                                                            .tolist())  # fmt: skip
+
+
+@pytest.mark.parametrize("answer,named,said", [
+    (lambda o, w, r: o[r::w], "it does not pad, so the shards have unequal lengths", "3, 3, 2, 2 indices"),
+    (lambda o, w, r: o[: len(o) // w * w][r::w], "it drops the last indices instead of padding", ""),
+    (lambda o, w, r: o.chunk(w)[r], "it gives each rank a contiguous block instead of a strided share", "strided"),
+    (lambda o, w, r: o.tensor_split(w)[r], "it gives each rank a contiguous block instead of a strided share", ""),
+    (lambda o, w, r: _padded_shard(o, 1, 0).view(w, -1)[r] if len(o) % w == 0
+     else torch.cat([o, o[: -len(o) % w]]).view(w, -1)[r],
+     "it gives each rank a contiguous block instead of a strided share", ""),
+    (_pad_with(lambda o, pad: torch.zeros(pad, dtype=torch.long)), "it pads with other indices than the order's "
+                                                                   "first ones", "padded with zeros"),
+    (_pad_with(lambda o, pad: torch.zeros(pad)), "it pads with other indices than the order's first ones", "zeros"),
+    (_pad_with(lambda o, pad: o[len(o) - pad :]), "it pads with other indices than the order's first ones", "[5]"),
+])  # fmt: skip
+def test_rank_shard_names_each_known_mistake(answer, named, said):
+    from resnet_lab.exercises import distributed as D
+
+    fb = D.rank_shard(answer)
+    assert not fb.correct and fb.mistake == named and named in fb.message and said in fb.message, str(fb)
+    assert fb.hints[0] == next(m for m in D.SHARD_MISTAKES if m.name == named).hint
+
+
+def test_rank_shard_mistakes_are_what_their_hints_say():
+    from resnet_lab.exercises import distributed as D
+
+    no_padding = str(D.rank_shard(lambda o, w, r: o[r::w]))
+    assert "different numbers of steps" in no_padding and "DDP hangs" in no_padding and "pads" in no_padding
+    assert "rank::world" in str(D.rank_shard(lambda o, w, r: o.chunk(w)[r]))
+    with engine.book_code_allowed():  # each mistake's own version, kept in the module, is caught as that mistake
+        for mistake in D.SHARD_MISTAKES:
+            assert D.rank_shard(mistake.build).mistake == mistake.name, mistake.name
+
+
+def test_rank_shard_gives_feedback_for_broken_answers():
+    from resnet_lab.exercises import distributed as D
+
+    def raises(order, world, rank):
+        raise IndexError("no such rank")
+
+    def placeholder(order, world, rank): ...
+
+    assert "failed: IndexError: no such rank" in str(D.rank_shard(raises))
+    assert D.rank_shard(placeholder).placeholder and "returned None" in str(D.rank_shard(placeholder))
+    assert "Expected a function" in str(D.rank_shard("shard"))
+    assert "expected a 1-D tensor" in str(D.rank_shard(lambda o, w, r: _padded_shard(o, w, r)[None]))
+    assert "expected a 1-D tensor" in str(D.rank_shard(lambda o, w, r: {"rank": r}))
+    fb = D.rank_shard(lambda o, w, r: _padded_shard(o, w, r).float())
+    assert not fb.correct and "indexed with floats" in fb.message
+    assert "expected [11, 1, 2]" in str(D.rank_shard(lambda o, w, r: _padded_shard(o, w, r).sort().values))
+
+
+def test_allreduce_bytes_accepts_the_ring_and_names_each_known_mistake():
+    from resnet_lab.exercises import distributed as D
+
+    with engine.book_code_allowed():
+        assert D.allreduce_bytes(D.ring_allreduce_bytes).correct
+    assert D.allreduce_bytes(lambda p, w: 2 * (w - 1) * (p / w) * 4).correct
+    assert D.allreduce_bytes(lambda p, w: 2 * (w - 1) * math.ceil(p / w) * 4).correct  # whole chunks: close enough
+    assert D.allreduce_bytes(lambda p, w: 8 * (w - 1) * p // w).correct
+    for answer, named in (
+        (lambda p, w: (w - 1) / w * p * 4, "it counts only the reduce-scatter half"),
+        (lambda p, w: (w - 1) * p * 4, "it sends the whole gradient to every other rank"),
+        (lambda p, w: 2 * (w - 1) / w * p, "it counts values, not bytes"),
+        (lambda p, w: 8 * p, "it gives twice the gradient, the limit for many ranks"),
+        (lambda p, w: 8 * (w - 1) * p, "it adds up the bytes of every rank"),
+    ):
+        fb = D.allreduce_bytes(answer)
+        assert not fb.correct and fb.mistake == named and named in fb.message, str(fb)
+    assert "failed: ZeroDivisionError" in str(D.allreduce_bytes(lambda p, w: p / 0))
+    assert "returned 'many'" in str(D.allreduce_bytes(lambda p, w: "many"))
+    def forgets_to_return(params, world):
+        sent = 8 * (world - 1) * params / world  # noqa: F841
+
+    fb = D.allreduce_bytes(forgets_to_return)
+    assert "returned None: did you forget to return?" in fb.message and not fb.placeholder
+    assert "Expected a function" in str(D.allreduce_bytes(...)) and D.allreduce_bytes(...).placeholder

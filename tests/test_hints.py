@@ -22,7 +22,7 @@ from resnet_lab import exercises as E
 from resnet_lab.exercises import engine
 from tests.helpers import REPO
 
-CHAPTERS = ("tracing", "degradation", "residual", "fashion", "cifar", "beyond", "transfer", "keras")
+CHAPTERS = ("tracing", "degradation", "residual", "fashion", "cifar", "beyond", "transfer", "keras", "distributed")
 MIN_LINE = 12  # a solution line this long (comments stripped) must not appear in a hint
 MIN_TOKEN = 6  # nor an expression or call of the solution this long (whitespace removed)
 

@@ -49,7 +49,7 @@ def _toc_files() -> list[str]:
     return [toc["root"], *walk(toc)]
 
 
-def test_there_are_eight_chapters_in_the_books_order():
+def test_there_are_nine_chapters_in_the_books_order():
     assert [p.stem for p in NOTEBOOKS] == list(CHAPTER_OF)
     chapters = [f for f in _toc_files() if f.startswith("notebooks/")]
     assert chapters == [f"notebooks/{p.stem}" for p in NOTEBOOKS]
@@ -160,7 +160,7 @@ BUILDERS = {"02_degradation": ["degradation.networks"], "04_training_fashion_mni
             "05_training_cifar10": ["cifar.networks"],
             "06_beyond_resnet": ["beyond.networks", "beyond.zero_init_networks"],
             "07_transfer_learning": ["transfer.source_network", "transfer.target_networks"],
-            "08_keras": ["keras.networks"]}  # fmt: skip
+            "08_keras": ["keras.networks"], "09_training_on_many_devices": ["distributed.networks"]}  # fmt: skip
 
 
 @pytest.mark.parametrize("stem", BUILDERS)

@@ -15,14 +15,26 @@ import torch
 
 from resnet_lab.chapters import beyond as B
 from resnet_lab.data import FASHION_CLASSES
-from resnet_lab.exercises import EXERCISES, beyond, cifar, degradation, fashion, keras, residual, tracing, transfer
+from resnet_lab.exercises import (
+    EXERCISES,
+    beyond,
+    cifar,
+    degradation,
+    distributed,
+    fashion,
+    keras,
+    residual,
+    tracing,
+    transfer,
+)
 from resnet_lab.exercises.own_run import check_run_number
 from resnet_lab.history import RunKey
 from resnet_lab.report import seed_runs
 from tests.helpers import history
 
 CHAPTERS = {"tracing": tracing, "degradation": degradation, "residual": residual, "fashion": fashion,
-            "cifar": cifar, "beyond": beyond, "transfer": transfer, "keras": keras}  # fmt: skip
+            "cifar": cifar, "beyond": beyond, "transfer": transfer, "keras": keras,
+            "distributed": distributed}  # fmt: skip
 TRAINING_CHAPTERS = ("degradation", "fashion", "cifar", "beyond", "transfer")
 
 

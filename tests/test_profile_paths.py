@@ -60,7 +60,7 @@ BRANCHES = _branches()
 
 def test_every_profile_of_every_training_chapter_is_run_or_repeats_one_that_is():
     assert set(TRAINING) == {"02_degradation", "04_training_fashion_mnist", "05_training_cifar10", "06_beyond_resnet",
-                             "07_transfer_learning", "08_keras"}  # fmt: skip
+                             "07_transfer_learning", "08_keras", "09_training_on_many_devices"}  # fmt: skip
     assert ("05_training_cifar10", "paper") in BRANCHES  # the CIFAR ResNet-18 and the paper's recipe
     assert ("02_degradation", "cpu") in BRANCHES  # Fashion-MNIST and two seeds
     for stem in TRAINING:

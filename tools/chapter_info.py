@@ -33,6 +33,7 @@ CHAPTER_OF = {
     "01_tracing_shapes": "tracing", "02_degradation": "degradation", "03_residual_learning": "residual",
     "04_training_fashion_mnist": "fashion", "05_training_cifar10": "cifar", "06_beyond_resnet": "beyond",
     "07_transfer_learning": "transfer", "08_keras": "keras",
+    "09_training_on_many_devices": "distributed",
 }  # fmt: skip
 TAG = "chapter-info"
 
@@ -131,6 +132,7 @@ SESSIONS = {
     "week 2, session 1": ["05_training_cifar10"],
     "week 2, session 2": ["06_beyond_resnet"],
     "week 2, session 3": ["07_transfer_learning", "08_keras"],
+    "optional, session 7": ["09_training_on_many_devices"],
 }
 
 

@@ -22,7 +22,8 @@ from types import ModuleType
 __all__ = ["CHAPTERS", "get"]
 
 #: The chapters, in the book's order.
-CHAPTERS = ("tracing", "degradation", "residual", "fashion", "cifar", "beyond", "transfer", "keras")
+CHAPTERS = ("tracing", "degradation", "residual", "fashion", "cifar", "beyond", "transfer", "keras",
+            "distributed")
 
 
 def get(chapter: str) -> ModuleType:

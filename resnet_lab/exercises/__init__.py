@@ -9,8 +9,8 @@ exercises with what this kernel session has answered, and
 of tries for a grader.
 """
 
-from . import beyond, cifar, degradation, fashion, keras, residual, tracing, transfer
+from . import beyond, cifar, degradation, distributed, fashion, keras, residual, tracing, transfer
 from .engine import ANSWERS, ATTEMPTS, EXERCISES, Feedback, check_written, hint, scorecard
 
 __all__ = ["Feedback", "scorecard", "hint", "check_written", "EXERCISES", "ANSWERS", "ATTEMPTS", "tracing",
-           "degradation", "residual", "fashion", "cifar", "beyond", "transfer", "keras"]
+           "degradation", "residual", "fashion", "cifar", "beyond", "transfer", "keras", "distributed"]
