@@ -144,8 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, History] = {}
     try:
         for recipe, nets, train_set, test_set, epochs in _jobs(args, profile):
+            pad = distributed.padding(len(train_set), world)
+            twice = f", {pad} of them twice so that every process gets as many" if pad else ""
             say(f"recipe: {recipe.name}, {epochs} epoch{'s' if epochs != 1 else ''}, combined batch "
-                f"{recipe.batch_size} ({recipe.batch_size // world} per process)")
+                f"{recipe.batch_size} ({recipe.batch_size // world} per process); every training image once per "
+                f"epoch across the processes{twice}")
             results |= train_all(recipe, nets, train_set, test_set, epochs, device=device, seed=args.seed,
                                  profile=profile, runs=args.runs, sync_batchnorm=args.sync_batchnorm, say=say)
     finally:

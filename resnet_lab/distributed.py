@@ -47,7 +47,8 @@ from . import settings
 
 __all__ = [
     "init", "active", "rank", "world_size", "is_main", "barrier", "share", "backend_for", "sum_across",
-    "broadcast_floats", "shard_indices", "padding", "pad_order", "ring_allreduce_bytes", "SyncBatchNorm",
+    "broadcast_floats", "broadcast_buffers", "shard_indices", "padding", "pad_order", "ring_allreduce_bytes",
+    "SyncBatchNorm",
     "convert_sync_batchnorm", "wrap", "unwrap", "launch", "WorkerError", "free_port",
 ]  # fmt: skip
 
@@ -142,6 +143,15 @@ def broadcast_floats(values: Sequence[float]) -> list[float]:
     return t.tolist()
 
 
+def broadcast_buffers(model: nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm's running statistics) on every rank. With per-rank BatchNorm each rank
+    updates its own from its share of the batch; the trainer calls this before testing, so that every
+    rank tests the model rank 0 checkpoints (DDP itself syncs them only at a training forward)."""
+    if active():
+        for b in model.buffers():
+            dist.broadcast(b, src=0)
+
+
 # --- Shards ---------------------------------------------------------------------------------
 
 
@@ -181,7 +191,8 @@ def ring_allreduce_bytes(params: int, world: int, bytes_per_value: int = 4) -> f
     learning, 2017) cuts the gradient into ``world`` chunks; ``world - 1``
     steps of reduce-scatter, then ``world - 1`` of all-gather, each sending
     one chunk to the next rank: ``2 (world - 1) / world`` of the gradient per
-    rank, nearly twice the gradient however many ranks there are.
+    rank; once the gradient at 2 ranks, approaching twice it as ranks are
+    added, never more.
     """
     if world < 1 or params < 0:
         raise ValueError(f"need world >= 1 and params >= 0, got world={world}, params={params}")

@@ -166,11 +166,14 @@ class DeviceLoader:
             yield x, self.labels[idx]
 
     def __repr__(self) -> str:
-        return (
-            f"DeviceLoader({self.data.describe()}; batch {self.batch_size}, {len(self)} batches, "
-            f"augment={self.augment}, device={self.device}"
-            + (f"; rank {self.rank} of {self.world_size}, padding {self.padding})" if self.world_size > 1 else ")")
-        )
+        share = ""
+        if self.world_size > 1:
+            share = f"; rank {self.rank} of {self.world_size}"
+            if self.pad:
+                share += (f": {self.batch_size // self.world_size} images of each combined batch, "
+                          f"padding {self.padding}")
+        return (f"DeviceLoader({self.data.describe()}; batch {self.batch_size}, {len(self)} batches, "
+                f"augment={self.augment}, device={self.device}{share})")
 
 
 def for_recipe(recipe: Recipe, data: ImageSet, *, device: str | torch.device = "auto", seed: int = 0,

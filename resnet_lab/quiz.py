@@ -147,9 +147,10 @@ QUIZZES: dict[str, list[dict]] = {
            ("Keeps it: the averaged gradient is already right", False, "With k times fewer steps per epoch, "
                                                                        "each step has to go about k times as "
                                                                        "far."),
-           ("Multiplies it by k, reached by a gradual warm-up", True,
-            "Right: section 2 of the paper; the warm-up (over the first 5 epochs on ImageNet) avoids the "
-            "instability of a large rate at the start of training."),
+           ("Multiplies it by k", True,
+            "Right: section 2.1 of the paper. A separate gradual warm-up (section 2.2: from the small batch's "
+            "rate to k times it over the first 5 epochs) avoids the instability of the large rate at the start "
+            "of training."),
            ("Multiplies it by the square root of k", False, "That is another rule that has been proposed; "
                                                             "Goyal et al.'s is linear: k times the batch, k times "
                                                             "the rate.")),

@@ -326,6 +326,7 @@ def fit(
         if bar is not None:
             bar.close()
         tested = test is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs)
+        distributed.broadcast_buffers(model)  # per-rank BatchNorm: every rank tests (and rank 0 saves) rank 0's
         test_loss, test_error = evaluate(model, test, device, precision) if tested else (None, None)
         loss_sum, wrong, images = meter.totals()
         history.records.append(EpochRecord(epoch + 1, step, rate(step - 1), loss_sum / images, wrong / images,

@@ -36,6 +36,12 @@ from tests.helpers import CIFAR_SUBSET, REPO, needs_cifar_subset, synthetic_set
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
 
+def _one_node() -> list[str]:
+    """torchrun on this machine alone, its rendezvous on a free port (not the default 29500, which a
+    job killed a moment earlier may still hold)."""
+    return [*TORCHRUN, "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={D.free_port()}"]
+
+
 # --- Shards, in one process -----------------------------------------------------------------
 
 
@@ -303,7 +309,7 @@ def _final_state(folder: Path) -> dict:
 @pytest.mark.slow
 @needs_cifar_subset
 def test_torchrun_killed_after_a_checkpoint_resumes_to_the_uninterrupted_runs_weights(tmp_path):
-    cmd = [*TORCHRUN, "--nproc_per_node=2", *_cli(tmp_path / "a", tmp_path / "a.json")]
+    cmd = [*_one_node(), *_cli(tmp_path / "a", tmp_path / "a.json")]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 240
@@ -317,7 +323,7 @@ def test_torchrun_killed_after_a_checkpoint_resumes_to_the_uninterrupted_runs_we
     proc.wait(30)
     assert not (tmp_path / "a.json").exists()
     for folder in ("a", "b"):  # relaunched, and a run never interrupted
-        subprocess.run([*TORCHRUN, "--nproc_per_node=2", *_cli(tmp_path / folder, tmp_path / f"{folder}.json")],
+        subprocess.run([*_one_node(), *_cli(tmp_path / folder, tmp_path / f"{folder}.json")],
                        cwd=tmp_path, env=_env(), check=True, timeout=300, capture_output=True)  # fmt: skip
     a, b = (json.loads((tmp_path / f"{f}.json").read_text())["resnet20"] for f in "ab")
     assert a["status"].startswith("resumed from epoch") and b["status"] == "trained" and a["processes"] == 2
@@ -333,7 +339,7 @@ def test_torchrun_killed_after_a_checkpoint_resumes_to_the_uninterrupted_runs_we
 def test_torchrun_trains_the_chapter_under_smoke_and_two_launchers_act_as_two_nodes(tmp_path):
     cmd = ["-m", "resnet_lab.train", "--chapter", "distributed", "--profile", "smoke", "--runs", str(tmp_path / "one"),
            "--summary", str(tmp_path / "one.json")]  # fmt: skip
-    one = subprocess.run([*TORCHRUN, "--nproc_per_node=2", *cmd], cwd=tmp_path, env=_env(), timeout=300,
+    one = subprocess.run([*_one_node(), *cmd], cwd=tmp_path, env=_env(), timeout=300,
                          capture_output=True, text=True)  # fmt: skip
     assert one.returncode == 0, one.stderr[-3000:]
     assert one.stdout.count("ResNet Lab | profile: smoke") == 1  # rank 0 speaks, rank 1 does not
@@ -364,3 +370,20 @@ def test_the_launchers_variables_are_read_in_one_place_with_a_clear_error(monkey
     monkeypatch.setenv("RANK", "one")
     with pytest.raises(ValueError, match="must be integers"):
         settings.launcher()
+
+
+def test_the_gpu_branches_pick_a_gpu_per_local_rank_and_pytorchs_sync_batchnorm(monkeypatch):
+    """What only runs on GPUs, run here with CUDA's answers stubbed: one GPU per local rank, a clear
+    error when there are fewer GPUs than ranks on a node, and PyTorch's own SyncBatchNorm on CUDA."""
+    chosen = []
+    monkeypatch.setattr(D.dev, "resolve", lambda device="auto": torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert D._device_of_rank("auto") == torch.device("cuda", 1) and chosen == [torch.device("cuda", 1)]
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    with pytest.raises(RuntimeError, match="needs GPU 2, but this machine has 2 GPU"):
+        D._device_of_rank("auto")
+    net = D.convert_sync_batchnorm(models.cifar_resnet(8), "cuda")
+    assert isinstance(net.bn1, nn.SyncBatchNorm) and not isinstance(net.bn1, D.SyncBatchNorm)

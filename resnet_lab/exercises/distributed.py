@@ -351,7 +351,8 @@ BYTES_MISTAKES = (
             "The question asks for bytes: each fp32 value takes 4 of them."),
     Mistake("it gives twice the gradient, the limit for many ranks", lambda p, w: 2 * p * 4,
             "Twice the gradient is what the cost tends to with many ranks; with N ranks each phase has one step "
-            "fewer than N, so the exact count is a little less (and nothing at all on one rank)."),
+            "fewer than N, so the exact count is less: once the gradient at 2 ranks, 1.5 times at 4 (and nothing "
+            "on one rank)."),
     Mistake("it adds up the bytes of every rank", lambda p, w: 2 * (w - 1) * p * 4,
             "The question asks for what each rank sends: every rank sends the same amount, at the same time, and "
             "that amount is what the answer counts."),
@@ -382,10 +383,10 @@ RUBRIC_SCALING = (
      "difference with its standard error, and the verdict's status.", 1),
     ("Explains the status from the verdict's rule: an equivalence within a margin needs the whole band of two "
      "standard errors inside the margin, so a small test set leaves it undecided (or can only find a large "
-     "failure), and 'undecided' is not 'the rule holds'.", 1),
+     "failure), and 'undecided' is not 'the rule holds'; says which way the band leans.", 1),
     ("Names what the run does not cover: one seed each (no seed-to-seed spread), a short schedule on a CIFAR-10 "
-     "subset, and the differences from Goyal et al. (warm-up from near zero, BatchNorm over each rank's share, "
-     "CIFAR instead of ImageNet).", 1),
+     "subset, and the differences from Goyal et al. (both runs warmed up from near zero; each rank's BatchNorm "
+     "batch grows with k, where theirs stays at 32 per worker; CIFAR instead of ImageNet).", 1),
     ("Says what would decide: several seeds per batch size and a larger test set (the full 10,000 images), and "
      "possibly larger factors k, where Goyal et al. saw the rule break down.", 1),
 )
