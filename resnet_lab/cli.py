@@ -33,11 +33,11 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
 from . import distributed, models
+from .files import atomic_save
 from .history import History, RunKey
 from .profiles import banner, get_profile
 from .recipes import RECIPES
@@ -136,7 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .runs import train_all
 
     device = distributed.init(args.device)
-    say = print if distributed.is_main() else (lambda *_: None)
+    main_rank = distributed.is_main()  # asked now: after the group is destroyed, every process is "rank 0"
+    say = print if main_rank else (lambda *_: None)
     world = distributed.world_size()
     say(banner(profile))
     say(f"{world} process{'es' if world > 1 else ''} ({distributed.backend_for(device) if world > 1 else 'no'} "
@@ -154,10 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-    if args.summary and distributed.is_main():
+    if args.summary and main_rank:
         summary = {str(k): {"status": h.info.status, "processes": h.info.processes, **h.to_dict()}
                    for k, h in results.items()}  # fmt: skip
-        Path(args.summary).write_text(json.dumps(summary, indent=1, default=str))
+        atomic_save(json.dumps(summary, indent=1, default=str), args.summary)
     return 0
 
 
