@@ -47,9 +47,9 @@ from . import settings
 
 __all__ = [
     "init", "active", "rank", "world_size", "is_main", "barrier", "share", "backend_for", "sum_across",
-    "broadcast_floats", "broadcast_buffers", "shard_indices", "padding", "pad_order", "ring_allreduce_bytes",
-    "SyncBatchNorm",
-    "convert_sync_batchnorm", "wrap", "unwrap", "launch", "WorkerError", "free_port",
+    "collective_device", "broadcast_floats", "broadcast_buffers", "shard_indices", "padding", "pad_order",
+    "ring_allreduce_bytes", "SyncBatchNorm", "convert_sync_batchnorm", "wrap", "unwrap", "launch", "WorkerError",
+    "free_port",
 ]  # fmt: skip
 
 #: Seconds a rank waits for the others (to join, or inside a collective) before it gives up with an error.
@@ -133,12 +133,19 @@ def sum_across(values: torch.Tensor) -> torch.Tensor:
     return values
 
 
+def collective_device() -> torch.device:
+    """Where a tensor for a collective must live: this rank's GPU under ``nccl``, the CPU under ``gloo`` (and
+    outside a process group)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def broadcast_floats(values: Sequence[float]) -> list[float]:
     """Rank 0's ``values`` on every rank: what makes every rank take the same decision (a plan, a budget)."""
     if not active():
         return list(values)
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
-    t = torch.tensor(list(values), dtype=torch.float64, device=device)
+    t = torch.tensor(list(values), dtype=torch.float64, device=collective_device())
     dist.broadcast(t, src=0)
     return t.tolist()
 

@@ -361,15 +361,10 @@ def evaluate(model: nn.Module, loader: Iterable, device: str | torch.device = "a
             wrong += (out.argmax(1) != y).sum().item()
             n += len(y)
     loss_sum, wrong, n = distributed.sum_across(torch.tensor([loss_sum, wrong, n], dtype=torch.float64,
-                                                              device=_collective_device(device))).tolist()
+                                                              device=distributed.collective_device())).tolist()
     if n == 0:
         raise ValueError("evaluate() got an empty loader")
     return loss_sum / n, wrong / n
-
-
-def _collective_device(device: torch.device) -> torch.device:
-    """Where a tensor for a collective must live: the GPU under ``nccl``, the CPU under ``gloo``."""
-    return device if device.type == "cuda" else torch.device("cpu")
 
 
 @torch.no_grad()

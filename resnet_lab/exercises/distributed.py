@@ -10,7 +10,16 @@ import torch
 
 from ..distributed import pad_order, padding, ring_allreduce_bytes
 from . import own_run
-from .engine import Feedback, Mistake, _is_placeholder, check_function, check_written, exercise, first_error_line
+from .engine import (
+    Feedback,
+    Mistake,
+    call_student,
+    check_function,
+    check_written,
+    exercise,
+    first_error_line,
+    not_a_function,
+)
 from .engine import hint as hint  # re-exported: ex.hint(ex.<exercise>) or ex.hint("<exercise>", level=2)
 
 CHAPTER = "distributed"
@@ -138,23 +147,16 @@ def average_gradients(student: object) -> Feedback:
     """A function ``(per_rank) -> list of tensors``: given each rank's gradient (tensors of one shape), what
     every rank holds after an averaging all-reduce: the mean of all of them, one new tensor per rank."""
     what = "your average"
-    if not callable(student):
-        return Feedback(False, f"Expected a function (per_rank) -> list of tensors for {what}, got "
-                               f"{type(student).__name__} {student!r}.", AVERAGE_HINT,
-                        placeholder=student is None or student is ...)  # fmt: skip
+    if (refused := not_a_function(student, what, AVERAGE_HINT, "(per_rank) -> list of tensors")) is not None:
+        return refused
     cases = _gradient_cases()
     for original in cases:
         tensors = [t.clone() for t in original]
         given = list(tensors)
         call = f"{what}({len(original)} tensor{'s' * (len(original) > 1)} of shape {tuple(original[0].shape)})"
-        try:
-            got = student(given)
-        except Exception as exc:  # noqa: BLE001 - the student's code
-            return Feedback(False, f"{call} failed: {first_error_line(exc)}.", AVERAGE_HINT,
-                            placeholder=isinstance(exc, NotImplementedError))  # fmt: skip
-        if got is None:
-            return Feedback(False, f"{call} returned None: did you forget to return?", AVERAGE_HINT,
-                            placeholder=_is_placeholder(student))  # fmt: skip
+        got, failed = call_student(student, (given,), call, AVERAGE_HINT)
+        if failed is not None:
+            return failed
         try:
             verdict = _judge_average(call, got, given, tensors, original)
         except Exception as exc:  # noqa: BLE001 - an answer too odd to compare
@@ -290,23 +292,16 @@ def rank_shard(student: object) -> Feedback:
     """A function ``(order, world, rank) -> indices``: the indices rank ``rank`` of ``world`` trains on in an
     epoch whose permutation is ``order`` (PyTorch's DistributedSampler contract)."""
     what = "your shard"
-    if not callable(student):
-        return Feedback(False, f"Expected a function (order, world, rank) -> indices for {what}, got "
-                               f"{type(student).__name__} {student!r}.", SHARD_HINT,
-                        placeholder=student is None or student is ...)  # fmt: skip
+    if (refused := not_a_function(student, what, SHARD_HINT, "(order, world, rank) -> indices")) is not None:
+        return refused
     cases = _shard_cases()
     values_of, forms = [], []
     for case in cases:
         order, world, rank = case
         call = _shard_call(case)
-        try:
-            got = student(order.clone(), world, rank)
-        except Exception as exc:  # noqa: BLE001 - the student's code
-            return Feedback(False, f"{call} failed: {first_error_line(exc)}.", SHARD_HINT,
-                            placeholder=isinstance(exc, NotImplementedError))  # fmt: skip
-        if got is None:
-            return Feedback(False, f"{call} returned None: did you forget to return?", SHARD_HINT,
-                            placeholder=_is_placeholder(student))  # fmt: skip
+        got, failed = call_student(student, (order.clone(), world, rank), call, SHARD_HINT)
+        if failed is not None:
+            return failed
         values, problem = _index_values(got)
         if values is None:
             return Feedback(False, f"{call} returned {problem}.", SHARD_HINT)

@@ -50,7 +50,7 @@ from torch import nn
 __all__ = ["Feedback", "Mistake", "check_number", "check_shape", "check_choice", "check_module", "check_function",
            "check_written", "place_weights", "PlacementError", "exercise", "scorecard", "hint", "recheck", "reset",
            "book_code_allowed", "book_code", "EXERCISES", "ANSWERS", "ATTEMPTS", "KINDS", "HintText",
-           "randomize_batchnorm"]  # fmt: skip
+           "randomize_batchnorm", "not_a_function", "call_student"]  # fmt: skip
 
 #: A checker's ``hint``: one string (one level) or a sequence of levels, most general first.
 Hints = str | Sequence[str] | None
@@ -935,25 +935,43 @@ def _copy_shared(source: nn.Module, target: nn.Module) -> None:
             v.copy_(theirs[k])
 
 
+def not_a_function(student: object, what: str, levels: tuple[str, ...], signature: str = "") -> Feedback | None:
+    """Feedback where ``student`` is not callable (a placeholder where it is ``...`` or None); None otherwise.
+    ``signature`` (``"(per_rank) -> list"``) says what the function takes and gives."""
+    if callable(student):
+        return None
+    kind = f"a function {signature}" if signature else "a function"
+    return Feedback(False, f"Expected {kind} for {what}, got {type(student).__name__} {student!r}.", levels,
+                    placeholder=_no_answer(student))  # fmt: skip
+
+
+def call_student(student: Callable, args: tuple, call: str, levels: tuple[str, ...]) -> tuple[object, Feedback | None]:
+    """``(student(*args), None)``, or ``(None, feedback)`` where the student's function raises or returns None;
+    ``call`` names the call in the message (``your shard(order of 10, world=4, rank=1)``)."""
+    try:
+        got = student(*args)
+    except Exception as exc:  # noqa: BLE001 - the student's code
+        return None, Feedback(False, f"{call} failed: {first_error_line(exc)}.", levels,
+                              placeholder=isinstance(exc, NotImplementedError))  # fmt: skip
+    if got is None:
+        return None, Feedback(False, f"{call} returned None: did you forget to return?", levels,
+                              placeholder=_is_placeholder(student))  # fmt: skip
+    return got, None
+
+
 def check_function(student: object, reference: Callable, cases: Sequence[tuple], what: str,
                    mistakes: Sequence[Mistake] = (), hint: Hints = "",
                    same: Callable[[object, object], bool] | None = None) -> Feedback:  # fmt: skip
     """Does ``student(*case)`` return what ``reference(*case)`` does, for every case?"""
     same = same or _equal
     levels = _levels(hint)
-    if not callable(student):
-        return Feedback(False, f"Expected a function for {what}, got {type(student).__name__} {student!r}.", levels,
-                        placeholder=_no_answer(student))  # fmt: skip
+    if (refused := not_a_function(student, what, levels)) is not None:
+        return refused
     for case in cases:
         expected = reference(*case)
-        try:
-            got = student(*case)
-        except Exception as exc:  # noqa: BLE001
-            return Feedback(False, f"{what}{_short(case)} failed: {first_error_line(exc)}.", levels,
-                            placeholder=isinstance(exc, NotImplementedError))  # fmt: skip
-        if got is None:
-            return Feedback(False, f"{what}{_short(case)} returned None: did you forget to return?", levels,
-                            placeholder=_is_placeholder(student))  # fmt: skip
+        got, failed = call_student(student, case, f"{what}{_short(case)}", levels)
+        if failed is not None:
+            return failed
         try:
             ok = same(got, expected)
         except Exception:  # noqa: BLE001 - wrong type or shape
